@@ -1,0 +1,123 @@
+"""Command data models: what a publisher puts in a command's CloudEvents `data`.
+
+Commands are imperative (`TriggerBatch`); field names are snake_case and mirror the vendor's
+own fields. Vendor-defined names inside maps (mapping parameters, `$FICMISDATE$`, process
+values) pass through untouched. Each model validates the rules we can check before calling the
+vendor, so a bad command fails fast with kind `invalid` instead of costing a vendor call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "COMMAND_TYPES",
+    "AddPaylink",
+    "Command",
+    "GroupBatchParams",
+    "ProcessSchedule",
+    "RunPartner",
+    "StartProcess",
+    "TriggerBatch",
+]
+
+
+class Command(BaseModel):
+    """Base of all command data models: unknown fields are refused, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class RunPartner(Command):
+    """Run an Informatica B2B Gateway partner flow, then follow its task and file events."""
+
+    partner_name: str = Field(min_length=1, max_length=255)
+    direction: Literal["INBOUND", "OUTBOUND"]
+    input_parameters: dict[str, str] = Field(default_factory=dict)
+    in_out_parameters: dict[str, str] = Field(default_factory=dict)
+    session_properties: dict[str, str] = Field(
+        default_factory=dict, description="Sent as mappingParameters.mctAdvSessionProperties."
+    )
+
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _normalise_direction(cls, value: Any) -> Any:
+        # The vendor treats direction case-insensitively; we normalise so events and logs agree.
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("partner_name")
+    @classmethod
+    def _no_angle_brackets(cls, value: str) -> str:
+        # The seed forbids < and >; backslashes and double quotes are allowed and JSON-escaped.
+        if "<" in value or ">" in value:
+            raise ValueError("partner_name must not contain '<' or '>'")
+        return value
+
+
+class ProcessSchedule(Command):
+    quartz_cron: str = Field(min_length=1, description="Quartz cron, sent as quartzDef.")
+    start: AwareDatetime | None = Field(default=None, description="Sent as startDate.")
+    end: AwareDatetime | None = Field(default=None, description="Sent as endDate.")
+    retry_count: int | None = Field(default=None, ge=0, description="Sent as retryCount.")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ProcessSchedule:
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("schedule.end must be after schedule.start")
+        return self
+
+
+class StartProcess(Command):
+    """Start a Robusta process, then follow its status until it ends."""
+
+    process_name: str = Field(min_length=1, description="Sent as name.")
+    values: dict[str, Any] = Field(default_factory=dict)
+    worker: str | None = None
+    run_once: bool = True
+    run_immediately: bool = True
+    schedule: ProcessSchedule | None = None
+
+
+class AddPaylink(Command):
+    """Add a payment link to a Salesforce order through the TMF622 productOrder PATCH."""
+
+    business_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    order_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    payment_link: str = Field(min_length=1)
+    external_id: str | None = None
+    billing_account_id: str | None = None
+    item_id: str = ""
+
+
+class GroupBatchParams(Command):
+    batch: str = Field(min_length=1)
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class TriggerBatch(Command):
+    """Trigger an Oracle PBSM batch or batch group, then follow its status until it ends."""
+
+    batch: str = Field(min_length=1, description="Sent as batchName.")
+    group: bool = Field(default=False, description="batchType 'group' when true, else 'rest'.")
+    params: dict[str, str] = Field(default_factory=dict)
+    group_params: list[GroupBatchParams] = Field(default_factory=list)
+    excluded_tasks: list[str] = Field(default_factory=list)
+    held_tasks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _params_match_kind(self) -> TriggerBatch:
+        if self.group and self.params:
+            raise ValueError("a batch group takes group_params, not params")
+        if not self.group and self.group_params:
+            raise ValueError("group_params needs group: true")
+        return self
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    "add-paylink": AddPaylink,
+    "run-partner": RunPartner,
+    "start-process": StartProcess,
+    "trigger-batch": TriggerBatch,
+}

@@ -1,0 +1,254 @@
+"""CloudEvents 1.0 envelope over RabbitMQ, through the `cloudevents` SDK's RabbitMQ binding.
+
+Commands are accepted in structured mode (`application/cloudevents+json`) and binary mode
+(`ce-` headers, body = data). Events are always written in structured mode. Decoding never
+raises anything but `ContractError`, which carries the command id whenever it could be read,
+so the caller can answer the sender with a `failed` event.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.core.bindings import rabbitmq
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import ValidationError
+
+from contracts.commands import COMMAND_TYPES, Command
+from contracts.events import EventData, EventKind
+
+__all__ = [
+    "EVENT_CONTENT_TYPE",
+    "TYPE_PREFIX",
+    "CommandEnvelope",
+    "ContractError",
+    "InputLimits",
+    "decode_command",
+    "encode_command",
+    "encode_event",
+    "event_id",
+]
+
+TYPE_PREFIX = "flowgate."
+EVENT_CONTENT_TYPE = "application/cloudevents+json"
+_FORMAT = JSONFormat()
+_EVENT_NS = uuid.UUID("6f1c3c2e-3d1b-4e0a-9a57-0c0f1a7e5d10")
+
+
+class ContractError(ValueError):
+    """The message is not a valid flowgate command; `command_id` is set when it could be read."""
+
+    def __init__(
+        self, message: str, *, command_id: str | None = None, command_type: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.command_id = command_id
+        self.command_type = command_type
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 32
+
+
+@dataclass(frozen=True)
+class CommandEnvelope:
+    id: str
+    type: str
+    source: str
+    connection: str
+    data: Command
+    deadline: datetime | None = None
+    time: datetime | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, iteratively so hostile input cannot blow the stack."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _peek_id(body: bytes, headers: Mapping[str, str]) -> str | None:
+    """Best effort: the command id from a `ce-id` header or a structured body, else None."""
+    if headers.get("ce-id"):
+        return headers["ce-id"]
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(parsed, dict) and isinstance(parsed.get("id"), str) and parsed["id"]:
+        return str(parsed["id"])
+    return None
+
+
+def _summarise(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "data"
+        parts.append(f"data.{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def _parse_time(value: Any, name: str, command_id: str) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        parsed = datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ContractError(f"{name} is not an RFC 3339 time", command_id=command_id) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def decode_command(
+    body: bytes,
+    *,
+    content_type: str | None,
+    headers: Mapping[str, Any],
+    routing_key: str,
+    limits: InputLimits = InputLimits(),
+) -> CommandEnvelope:
+    """Parse and validate one command message; raise `ContractError` saying what is wrong."""
+    text_headers = {k.lower(): _text(v) for k, v in headers.items() if v is not None}
+    if len(body) > limits.max_bytes:
+        raise ContractError(
+            f"message is {len(body)} bytes, over the {limits.max_bytes}-byte limit",
+            command_id=text_headers.get("ce-id"),
+        )
+    command_id = _peek_id(body, text_headers)
+    message = rabbitmq.RabbitMQMessage(
+        headers={k: v for k, v in text_headers.items() if k.startswith("ce-")},
+        content_type=content_type,
+        body=body,
+    )
+    try:
+        event = rabbitmq.from_rabbitmq(message, _FORMAT, CloudEvent)
+    except RecursionError:
+        raise ContractError("body is nested too deeply", command_id=command_id) from None
+    except Exception as exc:  # the SDK raises many types; all mean "not a CloudEvent"
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise ContractError(f"not a valid CloudEvent: {reason}", command_id=command_id) from None
+    command_id = event.get_id()
+    ce_type = event.get_type()
+    if not ce_type.startswith(TYPE_PREFIX) or ce_type[len(TYPE_PREFIX) :] not in COMMAND_TYPES:
+        raise ContractError(f"unknown command type {ce_type!r}", command_id=command_id)
+    command_type = ce_type[len(TYPE_PREFIX) :]
+    if command_type != routing_key:
+        raise ContractError(
+            f"type {ce_type!r} does not match routing key {routing_key!r}",
+            command_id=command_id,
+            command_type=command_type,
+        )
+    data = event.get_data()
+    if isinstance(data, bytes | str):
+        raise ContractError(
+            "data must be a JSON object (binary mode needs content type application/json)",
+            command_id=command_id,
+            command_type=command_type,
+        )
+    if not isinstance(data, dict):
+        raise ContractError("data must be a JSON object", command_id=command_id)
+    if _depth(data, limits.max_depth) > limits.max_depth:
+        raise ContractError(
+            f"data is nested deeper than {limits.max_depth} levels",
+            command_id=command_id,
+            command_type=command_type,
+        )
+    try:
+        model = COMMAND_TYPES[command_type].model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(
+            _summarise(exc), command_id=command_id, command_type=command_type
+        ) from None
+    connection = event.get_extension("connection") or "default"
+    return CommandEnvelope(
+        id=command_id,
+        type=command_type,
+        source=event.get_source(),
+        connection=_text(connection),
+        data=model,
+        deadline=_parse_time(event.get_extension("deadline"), "deadline", command_id),
+        time=event.get_time(),
+        traceparent=text_headers.get("traceparent") or _opt(event.get_extension("traceparent")),
+        tracestate=text_headers.get("tracestate") or _opt(event.get_extension("tracestate")),
+    )
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def encode_command(
+    command_type: str,
+    data: Mapping[str, Any],
+    *,
+    command_id: str | None = None,
+    source: str = "urn:flowgate:cli",
+    connection: str | None = None,
+    deadline: datetime | None = None,
+) -> tuple[bytes, str]:
+    """A structured-mode command, as any publisher would write it (used by the CLI and tests)."""
+    attributes: dict[str, Any] = {
+        "id": command_id or str(uuid.uuid4()),
+        "source": source,
+        "type": f"{TYPE_PREFIX}{command_type}",
+        "time": datetime.now(UTC),
+        "datacontenttype": "application/json",
+    }
+    if connection:
+        attributes["connection"] = connection
+    if deadline:
+        attributes["deadline"] = deadline.isoformat().replace("+00:00", "Z")
+    message = rabbitmq.to_structured(CloudEvent(attributes, dict(data)), _FORMAT)
+    return message.body, EVENT_CONTENT_TYPE
+
+
+def event_id(command_id: str, kind: EventKind, discriminator: str = "") -> str:
+    """Deterministic, so a redelivered command republishes its events with the same ids."""
+    return str(uuid.uuid5(_EVENT_NS, f"{command_id}/{kind.value}/{discriminator}"))
+
+
+def encode_event(
+    kind: EventKind,
+    data: EventData,
+    *,
+    discriminator: str = "",
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+) -> bytes:
+    """A structured-mode event body; the content type is `EVENT_CONTENT_TYPE`."""
+    attributes: dict[str, Any] = {
+        "id": event_id(data.command_id, kind, discriminator),
+        "source": f"urn:flowgate:{data.connection}",
+        "type": f"{TYPE_PREFIX}{data.command_type}.{kind.value}",
+        "subject": data.command_id,
+        "time": datetime.now(UTC),
+        "datacontenttype": "application/json",
+    }
+    if traceparent:
+        attributes["traceparent"] = traceparent
+    if tracestate:
+        attributes["tracestate"] = tracestate
+    event = CloudEvent(attributes, data.model_dump(mode="json"))
+    return rabbitmq.to_structured(event, _FORMAT).body

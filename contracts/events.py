@@ -1,0 +1,59 @@
+"""Event data models: what flowgate publishes on `flowgate.events`.
+
+Events are past tense: a command was accepted, progressed, succeeded, failed or was cancelled.
+One model, `EventData`, carries all kinds so consumers parse one shape; the kind is in the
+CloudEvents `type` (`flowgate.<command-type>.<kind>`) and in the routing key.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["TERMINAL_KINDS", "ErrorInfo", "ErrorKind", "EventData", "EventKind"]
+
+
+class EventKind(StrEnum):
+    ACCEPTED = "accepted"
+    PROGRESS = "progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_KINDS = frozenset({EventKind.SUCCEEDED, EventKind.FAILED, EventKind.CANCELLED})
+
+
+class ErrorKind(StrEnum):
+    INVALID = "invalid"
+    REJECTED = "rejected"
+    VENDOR_FAILED = "vendor_failed"
+    EXHAUSTED = "exhausted"
+    DEADLINE = "deadline"
+    UNKNOWN_OUTCOME = "unknown_outcome"
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ErrorKind
+    message: str = Field(description="What went wrong, for a human; never holds secrets.")
+    http_status: int | None = None
+    vendor_code: str | None = None
+    retriable: bool = False
+
+
+class EventData(BaseModel):
+    """The `data` of every flowgate event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command_id: str
+    command_type: str
+    connection: str
+    vendor_ref: dict[str, str] = Field(default_factory=dict)
+    status: str | None = Field(default=None, description="The vendor's own status text.")
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: ErrorInfo | None = None

@@ -1,0 +1,69 @@
+"""Generate the JSON Schema files in `contracts/schemas/` from the models, or check for drift.
+
+python -m contracts.schema          write the files
+python -m contracts.schema --check  exit 1 when a file differs from what the models give
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from contracts.commands import COMMAND_TYPES
+from contracts.events import EventData
+
+__all__ = ["SCHEMA_DIR", "render_all"]
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+_BASE = "https://flowgate.dev/schemas/v1/"
+
+
+def _schema(model: Any, name: str) -> str:
+    schema = model.model_json_schema(mode="validation")
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _BASE + name,
+        **schema,
+    }
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def render_all() -> dict[str, str]:
+    """File name → content, for every command's data and for event data."""
+    files = {f"command.{t}.json": _schema(m, f"command.{t}.json") for t, m in COMMAND_TYPES.items()}
+    files["event.json"] = _schema(EventData, "event.json")
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m contracts.schema", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail when files drift")
+    args = parser.parse_args(argv)
+    files = render_all()
+    if args.check:
+        stale = [
+            name
+            for name, text in files.items()
+            if not (SCHEMA_DIR / name).is_file() or (SCHEMA_DIR / name).read_text() != text
+        ]
+        extra = sorted(p.name for p in SCHEMA_DIR.glob("*.json") if p.name not in files)
+        if stale or extra:
+            print(
+                f"contracts/schemas drifted from the models: {', '.join(stale + extra)}; "
+                "run `python -m contracts.schema` and commit the result",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    SCHEMA_DIR.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (SCHEMA_DIR / name).write_text(text)
+    print(f"wrote {len(files)} schemas to {SCHEMA_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

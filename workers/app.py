@@ -1,0 +1,103 @@
+"""Bootstrap: the one place where settings become a broker, adapters, a worker and a poller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+import httpx
+
+from contracts import COMMAND_TYPES, InputLimits
+from workers.broker.base import Broker
+from workers.consumer import CommandWorker
+from workers.poller.service import Poller
+from workers.publisher import Publisher
+from workers.registry import Registry
+from workers.settings import Settings
+from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, build_topology, command_queue
+from workers.vendors._connection import ConnectionBase
+
+__all__ = ["Flowgate", "make_broker", "parse_command_types"]
+
+log = logging.getLogger("flowgate")
+
+
+def make_broker(settings: Settings, *, memory: bool = False) -> Broker:
+    if memory:
+        from workers.broker.memory import MemoryBroker
+
+        return MemoryBroker()
+    from workers.broker.amqp import AmqpBroker
+
+    return AmqpBroker(settings.amqp_url.get_secret_value())
+
+
+def parse_command_types(value: str | None) -> list[str]:
+    """`--commands trigger-batch,add-paylink` → validated list; None or "all" → every type."""
+    if not value or value == "all":
+        return sorted(COMMAND_TYPES)
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [c for c in chosen if c not in COMMAND_TYPES]
+    if unknown:
+        raise ValueError(
+            f"unknown command type(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(sorted(COMMAND_TYPES))}"
+        )
+    return chosen
+
+
+class Flowgate:
+    """Wires one process's roles. `start_*` declare the topology first (idempotent)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        *,
+        http_factory: Callable[[ConnectionBase], httpx.AsyncClient] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.registry = Registry(settings, http_factory=http_factory)
+        self.publisher = Publisher(broker)
+        limits = InputLimits(settings.input.max_bytes, settings.input.max_depth)
+        self.worker = CommandWorker(self.registry, self.publisher, limits)
+        self.poller = Poller(self.registry, self.publisher)
+        self._connected = False
+
+    async def connect(self) -> None:
+        if not self._connected:
+            await self.broker.connect()
+            await self.broker.declare(
+                build_topology(COMMAND_TYPES, delivery_limit=self.settings.delivery_limit)
+            )
+            self._connected = True
+
+    async def start_worker(self, command_types: Iterable[str]) -> None:
+        await self.connect()
+        prefetch = self.settings.prefetch
+        for command_type in command_types:
+
+            async def on_command(delivery: object, _type: str = command_type) -> None:
+                await self.worker.handle(delivery, command_type=_type)  # type: ignore[arg-type]
+
+            await self.broker.consume(command_queue(command_type), on_command, prefetch=prefetch)
+        await self.broker.consume(UNROUTED_QUEUE, self.worker.handle_unrouted, prefetch=prefetch)
+        log.info("worker consuming %s", ", ".join(command_types))
+
+    async def start_poller(self) -> None:
+        await self.connect()
+        await self.broker.consume(POLL_QUEUE, self.poller.handle, prefetch=self.settings.prefetch)
+        log.info("poller consuming %s", POLL_QUEUE)
+
+    async def stop(self) -> None:
+        """Stop taking work, let in-flight messages finish (up to the grace), then close."""
+        if not self._connected:
+            await self.registry.aclose()
+            return
+        await self.broker.cancel_consumers()
+        await asyncio.sleep(0)
+        await self.broker.close()
+        await self.registry.aclose()
+        self._connected = False

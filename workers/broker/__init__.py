@@ -1,0 +1,28 @@
+"""Broker abstraction: the `Broker` protocol, its RabbitMQ and in-process implementations."""
+
+from workers.broker.amqp import AmqpBroker
+from workers.broker.base import (
+    Binding,
+    Broker,
+    Delivery,
+    Exchange,
+    OutgoingMessage,
+    PublishNotConfirmed,
+    Queue,
+    Topology,
+)
+from workers.broker.memory import MemoryBroker, TopologyError
+
+__all__ = [
+    "AmqpBroker",
+    "Binding",
+    "Broker",
+    "Delivery",
+    "Exchange",
+    "MemoryBroker",
+    "OutgoingMessage",
+    "PublishNotConfirmed",
+    "Queue",
+    "Topology",
+    "TopologyError",
+]

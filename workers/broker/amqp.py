@@ -1,0 +1,231 @@
+"""The `Broker` protocol on RabbitMQ via aio-pika.
+
+Publishing goes through one channel in publisher-confirm mode: every publish awaits its own
+confirm, and many publishes may be in flight on that channel at once (aio-pika matches confirms
+by delivery tag), so no lock. Each `consume()` gets its own channel so its prefetch (basic.qos)
+applies to it alone. `connect_robust` re-opens channels and re-registers consumers after a
+connection loss; queues are obtained with a passive declare so aio-pika knows to restore them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+import aiormq.exceptions
+from aio_pika.exceptions import ChannelInvalidStateError
+
+from workers.broker.base import (
+    Delivery,
+    Handler,
+    OutgoingMessage,
+    PublishNotConfirmed,
+    Topology,
+)
+from workers.broker.memory import TopologyError
+
+__all__ = ["AmqpBroker"]
+
+log = logging.getLogger(__name__)
+
+# Everything a publish can die of before its confirm arrives.
+_PUBLISH_FAILURES = (
+    aiormq.exceptions.AMQPError,  # DeliveryError (nack), PublishError (return), channel closed
+    ChannelInvalidStateError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+def _decode(value: Any) -> Any:
+    """AMQP tables may carry bytes (longstr) even for text; callers want str throughout."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, Mapping):
+        return {str(k): _decode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decode(v) for v in value]
+    return value
+
+
+class _AmqpDelivery:
+    """Adapts an aio-pika incoming message to the `Delivery` protocol."""
+
+    def __init__(self, message: Any) -> None:
+        self._message = message
+        self.body: bytes = message.body
+        self.content_type: str | None = message.content_type
+        self.headers: Mapping[str, Any] = _decode(dict(message.headers or {}))
+        self.routing_key: str = message.routing_key or ""
+        self.exchange: str = message.exchange or ""
+        self.message_id: str | None = message.message_id
+        self.redelivered: bool = bool(message.redelivered)
+        count = self.headers.get("x-delivery-count", 0)
+        self.delivery_count: int = int(count) if isinstance(count, int | str) else 0
+
+    @property
+    def settled(self) -> bool:
+        return bool(self._message.processed)
+
+    async def ack(self) -> None:
+        await self._message.ack()
+
+    async def requeue(self) -> None:
+        await self._message.nack(requeue=True)
+
+    async def reject(self) -> None:
+        await self._message.reject(requeue=False)
+
+
+class AmqpBroker:
+    """RabbitMQ broker; see the module docstring for the channel layout."""
+
+    def __init__(self, url: str, *, publish_timeout: float = 30.0) -> None:
+        self._url = url
+        self._publish_timeout = publish_timeout
+        self._connection: Any = None
+        self._channel: Any = None  # publisher-confirm channel; also used for declare / get
+        self._consumers: list[tuple[Any, Any, str]] = []  # (channel, queue, consumer tag)
+        self._reopened = asyncio.Event()
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self._url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._channel.reopen_callbacks.add(lambda *_: self._reopened.set())
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = self._channel = None
+        self._consumers.clear()
+
+    def _require_channel(self) -> Any:
+        if self._channel is None:
+            raise RuntimeError("AmqpBroker.connect() was not awaited")
+        return self._channel
+
+    async def _ready(self) -> Any:
+        """The shared channel once it is open again.
+
+        RabbitMQ closes a channel on any channel error (publishing to a missing exchange, a
+        failed passive declare) and aio-pika reopens it in the background; until then every
+        call on it fails with ChannelInvalidStateError, so wait for the reopen instead.
+        """
+        channel = self._require_channel()
+        while channel.is_closed:
+            self._reopened.clear()
+            await asyncio.wait_for(self._reopened.wait(), self._publish_timeout)
+        return channel
+
+    async def declare(self, topology: Topology) -> None:
+        channel = await self._ready()
+        try:
+            for ex in topology.exchanges:
+                arguments = {}
+                if ex.alternate_exchange is not None:
+                    arguments["alternate-exchange"] = ex.alternate_exchange
+                await channel.declare_exchange(
+                    ex.name, ex.type, durable=ex.durable, arguments=arguments
+                )
+            for q in topology.queues:
+                await channel.declare_queue(
+                    q.name, durable=q.durable, arguments=dict(q.arguments), robust=False
+                )
+            for b in topology.bindings:
+                queue = await channel.get_queue(b.queue, ensure=False)
+                await queue.bind(b.exchange, routing_key=b.routing_key, robust=False)
+        except (
+            aiormq.exceptions.ChannelPreconditionFailed,
+            aiormq.exceptions.ChannelNotFoundEntity,
+        ) as exc:
+            raise TopologyError(str(exc)) from exc
+
+    async def delete(self, topology: Topology) -> None:
+        """Delete the topology's queues and exchanges (tests and tooling)."""
+        channel = await self._ready()
+        for q in topology.queues:
+            await channel.queue_delete(q.name)
+        for ex in topology.exchanges:
+            await channel.exchange_delete(ex.name)
+
+    async def publish(self, exchange: str, routing_key: str, message: OutgoingMessage) -> None:
+        expiration = (
+            timedelta(milliseconds=message.expiration_ms)
+            if message.expiration_ms is not None
+            else None
+        )
+        body = aio_pika.Message(
+            message.body,
+            content_type=message.content_type,
+            headers=dict(message.headers),
+            message_id=message.message_id,
+            expiration=expiration,
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT
+                if message.persistent
+                else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
+        )
+        try:
+            channel = await self._ready()
+            target = (
+                channel.default_exchange
+                if exchange == ""
+                else await channel.get_exchange(exchange, ensure=False)
+            )
+            # mandatory=False: unroutable commands are caught by the alternate exchange instead.
+            # A broker nack surfaces as aiormq DeliveryError.
+            await target.publish(body, routing_key, mandatory=False, timeout=self._publish_timeout)
+        except _PUBLISH_FAILURES as exc:
+            raise PublishNotConfirmed(
+                f"publish to {exchange!r}/{routing_key!r} not confirmed: {exc!r}"
+            ) from exc
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> None:
+        if self._connection is None:
+            raise RuntimeError("AmqpBroker.connect() was not awaited")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        try:
+            # Passive declare registers the queue with the robust channel, which then
+            # re-declares it and re-subscribes the consumer after a reconnect.
+            source = await channel.declare_queue(queue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            raise TopologyError(str(exc)) from exc
+
+        async def on_message(message: Any) -> None:
+            delivery = _AmqpDelivery(message)
+            try:
+                await handler(delivery)
+            except Exception:
+                # A failing handler must never kill the consumer: log, give the message back.
+                log.exception(
+                    "handler failed for %s on %s; requeueing", delivery.routing_key, queue
+                )
+                if not delivery.settled:
+                    await message.nack(requeue=True)
+
+        tag = await source.consume(on_message, no_ack=False)
+        self._consumers.append((channel, source, tag))
+
+    async def cancel_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for _channel, source, tag in consumers:
+            await source.cancel(tag)
+
+    async def get(self, queue: str) -> Delivery | None:
+        """basic.get: the head message (unacked until settled) or None when the queue is empty."""
+        channel = await self._ready()
+        source = await channel.get_queue(queue, ensure=False)
+        message = await source.get(no_ack=False, fail=False)
+        return None if message is None else _AmqpDelivery(message)
+
+    async def queue_length(self, queue: str) -> int:
+        """Ready messages, from a passive declare (needs a round trip, hence async)."""
+        channel = await self._ready()
+        result = await channel.declare_queue(queue, passive=True, robust=False)
+        return int(result.declaration_result.message_count)

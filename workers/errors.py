@@ -1,0 +1,106 @@
+"""Typed errors raised by handlers, vendor clients and the envelope decoder.
+
+Handlers never ack, nack or publish on failure themselves: they raise one of these and
+`workers.outcome` (the only place that does) turns it into an event, a retry or a dead letter.
+
+    FlowgateError
+    ├── InvalidCommand             the command is malformed or breaks a rule     -> failed(invalid) + dead letter
+    │   └── UnknownConnection      `connection` names no configured connection   -> failed(invalid) + dead letter
+    ├── VendorError                the vendor answered, and not with success
+    │   ├── VendorRejected         a final 4xx (or a request-level vendor code)  -> failed(rejected) + dead letter
+    │   ├── VendorFailed           the vendor ran the work and reported failure  -> failed(vendor_failed)
+    │   └── VendorUnavailable      429, 502, 503, timeouts, connection errors    -> retry later, then failed(exhausted)
+    └── UnknownOutcome             a trigger may or may not have happened        -> failed(unknown_outcome) + dead letter
+
+Messages must never contain secrets: clients build them from status codes and vendor error
+texts, never from request headers or bodies.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FlowgateError",
+    "InvalidCommand",
+    "UnknownConnection",
+    "UnknownOutcome",
+    "VendorError",
+    "VendorFailed",
+    "VendorRejected",
+    "VendorUnavailable",
+]
+
+
+class FlowgateError(Exception):
+    """Base of every error flowgate turns into an outcome."""
+
+    kind: str = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidCommand(FlowgateError):
+    """The command cannot be parsed, validated, or breaks a vendor rule we check up front."""
+
+    kind = "invalid"
+
+
+class UnknownConnection(InvalidCommand):
+    """The command's `connection` attribute names no configured connection for its vendor."""
+
+
+class VendorError(FlowgateError):
+    """The vendor answered, and not with success."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        vendor_code: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.vendor_code = vendor_code
+        self.status = status
+
+
+class VendorRejected(VendorError):
+    """A final refusal: the request is wrong for the vendor and repeating it will not help."""
+
+    kind = "rejected"
+
+
+class VendorFailed(VendorError):
+    """The vendor accepted the work and later reported that it failed."""
+
+    kind = "vendor_failed"
+
+
+class VendorUnavailable(VendorError):
+    """A passing condition (429, 502, 503, timeout, connection error): worth retrying later.
+
+    `retry_after` is the vendor's `Retry-After` in seconds when it sent one.
+    """
+
+    kind = "exhausted"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        vendor_code: str | None = None,
+        status: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, vendor_code=vendor_code, status=status)
+        self.retry_after = retry_after
+
+
+class UnknownOutcome(FlowgateError):
+    """A crash left it unknown whether the vendor ran a trigger, and a blind retry is forbidden."""
+
+    kind = "unknown_outcome"

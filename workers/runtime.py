@@ -1,0 +1,115 @@
+"""What the command worker and the poller share: early arrivals, and carrying out a Decision."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from contracts import EventData, EventKind
+from workers.broker.base import Delivery
+from workers.outcome import Decision
+from workers.publisher import DUE_HEADER, Publisher, Trace
+from workers.vendors.base import StatusReport
+
+__all__ = ["Answer", "carry_out", "redelay_if_early", "terminal_event"]
+
+log = logging.getLogger("flowgate")
+
+# A message back from the delay ladder this close to its due time is processed, not re-sent.
+_EARLY_TOLERANCE = 0.05
+
+
+async def redelay_if_early(delivery: Delivery, queue: str, publisher: Publisher) -> bool:
+    """Send a message that came back from a coarse delay tier round again for the rest."""
+    due = delivery.headers.get(DUE_HEADER)
+    if not isinstance(due, int | float):
+        return False
+    remaining = due / 1000 - time.time()
+    if remaining <= _EARLY_TOLERANCE:
+        return False
+    await publisher.delayed(
+        queue,
+        delivery.body,
+        delay=remaining,
+        content_type=delivery.content_type,
+        headers={k: v for k, v in delivery.headers.items() if k != DUE_HEADER},
+        message_id=delivery.message_id,
+    )
+    await delivery.ack()
+    return True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Who a `failed` event is about; None fields mean the input could not tell us."""
+
+    command_id: str | None
+    command_type: str | None
+    connection: str
+    trace: Trace
+    vendor_ref: dict[str, str] | None = None
+    status: str | None = None
+
+
+async def carry_out(
+    decision: Decision,
+    *,
+    delivery: Delivery,
+    queue: str,
+    publisher: Publisher,
+    answer: Answer,
+    attempt: int,
+    retry_body: bytes | None = None,
+    retry_headers: dict[str, object] | None = None,
+) -> None:
+    """Retry later, or answer `failed` and dead-letter; then ack. Outputs are confirmed first."""
+    if decision.retry_in is not None:
+        await publisher.delayed(
+            queue,
+            retry_body if retry_body is not None else delivery.body,
+            delay=decision.retry_in,
+            content_type=delivery.content_type,
+            headers=retry_headers if retry_headers is not None else dict(delivery.headers),
+            message_id=delivery.message_id,
+        )
+        await delivery.ack()
+        return
+    error = decision.error
+    assert error is not None
+    if answer.command_id is not None:
+        data = EventData(
+            command_id=answer.command_id,
+            command_type=answer.command_type or "unknown",
+            connection=answer.connection,
+            vendor_ref=answer.vendor_ref or {},
+            status=answer.status,
+            error=error,
+        )
+        await publisher.event(EventKind.FAILED, data, trace=answer.trace)
+    if decision.dead_letter:
+        await publisher.dead_letter(
+            delivery, queue=queue, reason=error.message, error_kind=error.kind, attempts=attempt
+        )
+    log.warning(
+        "failed %s %s: %s (%s)",
+        answer.command_type or "message",
+        answer.command_id or "<no id>",
+        error.message,
+        error.kind,
+    )
+    await delivery.ack()
+
+
+def terminal_event(report: StatusReport) -> tuple[EventKind, dict[str, object] | None]:
+    """The event kind for a final report, and the error payload when it failed."""
+    if report.state == "succeeded":
+        return EventKind.SUCCEEDED, None
+    if report.state == "cancelled":
+        return EventKind.CANCELLED, None
+    message = report.message or f"the vendor reported {report.status}"
+    return EventKind.FAILED, {
+        "kind": "vendor_failed",
+        "message": message,
+        "vendor_code": report.vendor_code,
+    }

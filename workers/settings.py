@@ -1,0 +1,113 @@
+"""The one typed settings object, built once at the entry point; nothing else reads the environment.
+
+Sources, strongest first: keyword arguments (CLI flags), environment variables
+(`FLOWGATE_AMQP_URL`, nested with `__`, e.g. `FLOWGATE_PBSM__PROD__CLIENT_SECRET`), the
+settings file (TOML; `--config` or `FLOWGATE_CONFIG`), then defaults. Secrets may also come
+from files: `FLOWGATE_AMQP_URL_FILE`, or `<secret>_file` inside any connection.
+
+The default connections point at `flowgate simulate` on 127.0.0.1:8700 with the simulators'
+own credentials, so a fresh checkout runs end to end with no configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from contracts import COMMAND_TYPES
+from workers.vendors.informatica.config import InformaticaConnection
+from workers.vendors.pbsm.config import PbsmConnection
+from workers.vendors.robusta.config import RobustaConnection
+from workers.vendors.tmf622.config import Tmf622Connection
+
+__all__ = ["InputSettings", "Settings", "load_settings"]
+
+
+class InputSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_depth: int = Field(default=32, ge=2)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWGATE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url_file: Path | None = None
+    prefetch: int = Field(default=256, ge=1, description="Unacked messages per consumer.")
+    delivery_limit: int = Field(default=5, ge=1, description="Quorum x-delivery-limit.")
+    http_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp", description="httpx transport for vendor calls (see BENCHMARKS.md)."
+    )
+    shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds to finish in-flight.")
+    input: InputSettings = Field(default_factory=InputSettings)
+    log_level: str = "INFO"
+
+    informatica: dict[str, InformaticaConnection] = Field(
+        default_factory=lambda: {"default": InformaticaConnection()}
+    )
+    robusta: dict[str, RobustaConnection] = Field(
+        default_factory=lambda: {"default": RobustaConnection()}
+    )
+    tmf622: dict[str, Tmf622Connection] = Field(
+        default_factory=lambda: {"default": Tmf622Connection()}
+    )
+    pbsm: dict[str, PbsmConnection] = Field(default_factory=lambda: {"default": PbsmConnection()})
+
+    @model_validator(mode="after")
+    def _read_amqp_url_file(self) -> Settings:
+        if self.amqp_url_file is not None:
+            try:
+                self.amqp_url = SecretStr(self.amqp_url_file.read_text().strip())
+            except OSError as exc:
+                raise ValueError(f"amqp_url_file: cannot read it: {exc.strerror}") from None
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _CONFIG_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def command_types(self) -> list[str]:
+        return sorted(COMMAND_TYPES)
+
+
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; `config_file` falls back to $FLOWGATE_CONFIG (read here, once)."""
+    import os
+
+    path = config_file or (
+        Path(os.environ["FLOWGATE_CONFIG"]) if os.environ.get("FLOWGATE_CONFIG") else None
+    )
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"settings file {path} does not exist")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    finally:
+        _CONFIG_FILE["path"] = None

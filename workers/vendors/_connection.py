@@ -1,0 +1,72 @@
+"""Settings every vendor connection shares: where it is, how long to wait, how to retry and poll."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+__all__ = ["ConnectionBase", "PollPolicy", "RetryPolicy"]
+
+
+class RetryPolicy(BaseModel):
+    """Retries of 429, 502, 503, timeouts and connection errors, through delay queues."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=6, ge=1, description="Vendor calls before `exhausted`.")
+    first_delay: float = Field(default=1.0, gt=0, description="Seconds before the first retry.")
+    factor: float = Field(default=2.0, ge=1.0)
+    max_delay: float = Field(default=300.0, gt=0)
+    jitter: float = Field(default=0.2, ge=0, le=1, description="± fraction of each delay.")
+    max_retry_after: float = Field(
+        default=3600.0, gt=0, description="Cap on a vendor's Retry-After, in seconds."
+    )
+
+
+class PollPolicy(BaseModel):
+    """Delays between status calls: first_delay, growing by factor, capped at max_delay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_delay: float = Field(default=1.0, gt=0)
+    factor: float = Field(default=1.5, ge=1.0)
+    max_delay: float = Field(default=120.0, gt=0)
+    max_duration: float = Field(
+        default=24 * 3600.0, gt=0, description="Follow a run at most this long without a deadline."
+    )
+
+
+class ConnectionBase(BaseModel):
+    """A named vendor connection. Any secret `x` may be given as `x_file` (a path to read)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, values: Any) -> Any:
+        # Container secrets arrive as files; reading them here keeps them out of env listings.
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for key in [k for k in values if isinstance(k, str) and k.endswith("_file")]:
+            name = key[: -len("_file")]
+            field = cls.model_fields.get(name)
+            if field is None or field.annotation is not SecretStr:
+                raise ValueError(f"{key}: {name!r} is not a secret of this connection")
+            path = Path(str(values.pop(key)))
+            try:
+                values[name] = path.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+        return values
+
+    base_url: str = "http://127.0.0.1:8700"
+    timeout: float = Field(default=30.0, gt=0, description="Seconds for one vendor call.")
+    verify: bool | str = Field(
+        default=True, description="Verify TLS certificates; a path selects a CA bundle."
+    )
+    max_connections: int = Field(default=256, ge=1)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    poll: PollPolicy = Field(default_factory=PollPolicy)

@@ -1,0 +1,71 @@
+"""One way for every vendor client to call HTTP and turn failures into typed errors.
+
+Transport failures and 429/502/503/504 become `VendorUnavailable` (retried through delay
+queues); other non-2xx answers become `VendorRejected` unless the caller handles them first.
+Messages carry the method, path and status, never headers or bodies we sent (they hold secrets).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import httpx
+
+from workers.errors import VendorRejected, VendorUnavailable
+
+__all__ = ["RETRIABLE_STATUSES", "call", "error_for", "json_or_none", "parse_retry_after"]
+
+RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_for(
+    response: httpx.Response, *, what: str, vendor_code: str | None = None, message: str = ""
+) -> VendorRejected | VendorUnavailable:
+    """The typed error for a non-success answer; `what` names the call, e.g. 'Run Partner'."""
+    text = f"{what}: HTTP {response.status_code}"
+    if message:
+        text = f"{text}: {message}"
+    if response.status_code in RETRIABLE_STATUSES:
+        return VendorUnavailable(
+            text,
+            http_status=response.status_code,
+            vendor_code=vendor_code,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    return VendorRejected(text, http_status=response.status_code, vendor_code=vendor_code)
+
+
+async def call(client: httpx.AsyncClient, request: httpx.Request, *, what: str) -> httpx.Response:
+    """Send `request`; transport errors and timeouts become `VendorUnavailable`."""
+    try:
+        response = await client.send(request)
+    except httpx.TimeoutException as exc:
+        raise VendorUnavailable(f"{what}: timed out ({type(exc).__name__})") from None
+    except httpx.TransportError as exc:
+        raise VendorUnavailable(f"{what}: connection failed ({type(exc).__name__})") from None
+    return response
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,124 @@
+"""`trigger-batch` → PBSM Execution API, then Execution Status calls until the run ends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from contracts.commands import TriggerBatch
+from workers.errors import InvalidCommand, UnknownOutcome
+from workers.vendors.base import RunState, StatusReport, Triggered
+from workers.vendors.pbsm.client import PbsmClient
+from workers.vendors.pbsm.config import PbsmConnection
+from workers.vendors.pbsm.models import (
+    BatchParams,
+    GroupBatchParams,
+    StatusAnswer,
+    TriggerRequest,
+    describe_code,
+)
+from workers.vendors.pbsm.tokens import TokenManager
+
+__all__ = ["BATCH_STATES", "PbsmAdapter", "report_for", "trigger_request"]
+
+# batchStatusCode (Table 10-1) → flowgate run state, as docs/vendors.md sets it.
+BATCH_STATES: dict[str, RunState] = {
+    "1": "running",  # Not Started
+    "2": "running",  # Ongoing
+    "5": "running",  # Held
+    "0": "succeeded",  # Success
+    "4": "succeeded",  # Excluded
+    "-1": "failed",  # Failure
+    "3": "failed",  # Aborted
+    "-2": "cancelled",  # Interrupted
+}
+
+
+def trigger_request(command: TriggerBatch) -> TriggerRequest:
+    """Execution API body; `dynamicParamList`, `excludedTasks`, `heldTasks` only when given."""
+    params: BatchParams | list[GroupBatchParams] | None = None
+    if command.group and command.group_params:
+        params = [
+            GroupBatchParams(batchName=entry.batch, batchParams=dict(entry.params))
+            for entry in command.group_params
+        ]
+    elif not command.group and command.params:
+        params = BatchParams(batchParams=dict(command.params))
+    return TriggerRequest(
+        batchName=command.batch,
+        batchType="group" if command.group else "rest",
+        dynamicParamList=params,
+        excludedTasks=list(command.excluded_tasks) or None,
+        heldTasks=list(command.held_tasks) or None,
+    )
+
+
+class PbsmAdapter:
+    """`VendorAdapter` for `trigger-batch`. vendor_ref is `{"batch_run_id": ...}`.
+
+    Pass the connection's shared `TokenManager` as `tokens` when several adapters or clients use
+    one connection; without it the adapter makes its own (exposed as `.tokens`).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        connection: PbsmConnection,
+        tokens: TokenManager | None = None,
+    ) -> None:
+        self._tokens = tokens if tokens is not None else TokenManager(http, connection)
+        self._client = PbsmClient(http, connection, self._tokens)
+
+    @property
+    def tokens(self) -> TokenManager:
+        return self._tokens
+
+    @property
+    def client(self) -> PbsmClient:
+        return self._client
+
+    async def trigger(self, command: BaseModel, *, command_id: str) -> Triggered:
+        if not isinstance(command, TriggerBatch):
+            raise InvalidCommand(f"PBSM adapter takes trigger-batch, not {type(command).__name__}")
+        answer = await self._client.trigger(trigger_request(command))
+        if not answer.batchRunId:
+            raise UnknownOutcome(
+                f"PBSM trigger: statusCode {answer.statusCode} but no batchRunId to follow"
+            )
+        return Triggered(
+            vendor_ref={"batch_run_id": answer.batchRunId},
+            status=answer.status or answer.statusCode,
+        )
+
+    async def status(
+        self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
+    ) -> StatusReport:
+        batch_run_id = vendor_ref["batch_run_id"]
+        return report_for(await self._client.status(batch_run_id), batch_run_id)
+
+
+def report_for(answer: StatusAnswer, batch_run_id: str) -> StatusReport:
+    """Map a status answer's `batchStatusCode`; an unknown or missing code is a failure."""
+    code = (answer.batchStatusCode or "").strip()
+    meaning = describe_code(code)
+    state: RunState = BATCH_STATES.get(code, "failed")
+    result: dict[str, Any] = {"batchStatusCode": code}
+    tasks = answer.taskStatusList
+    batches = answer.batchList
+    if tasks is not None and (tasks or not batches):
+        result["taskStatusList"] = [item.model_dump(exclude_none=True) for item in tasks]
+    if batches is not None and (batches or tasks is None):
+        result["batchList"] = [item.model_dump(exclude_none=True) for item in batches]
+    message = None
+    if state != "running" and state != "succeeded":
+        message = f"PBSM batch run {batch_run_id}: batchStatusCode {code or '?'} ({meaning})"
+    return StatusReport(
+        state=state,
+        status=answer.batchStatus or meaning,
+        result=result,
+        message=message,
+        vendor_code=code or None,
+    )

@@ -1,0 +1,101 @@
+"""The `start-process` adapter: start a Robusta process, then follow its status until it ends.
+
+`trigger` calls process start and returns `vendor_ref={"robusta_spid": <robustaSpid>}`.
+`status` asks process status once per call (no `cursor` is needed; it is always `{}`) and maps
+the vendor's status with the connection's lists: `success_statuses` → succeeded,
+`running_statuses` → running, anything else → `unknown_status` (failed by default).
+`result` is the `__out_*` outputs without their prefix; `message` is the vendor's message.
+
+Schedule dates are sent as `yyyy-MM-dd HH:mm:ss` in the connection's `timezone`: an aware
+datetime is converted to that zone, a naive one is taken as already in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from pydantic import BaseModel
+
+from contracts.commands import StartProcess
+from workers.errors import InvalidCommand
+from workers.vendors.base import RunState, StatusReport, Triggered
+from workers.vendors.robusta.client import RobustaClient
+from workers.vendors.robusta.config import RobustaConnection
+from workers.vendors.robusta.models import StartProcessRequest, YesNo
+
+__all__ = ["DATE_FORMAT", "RobustaAdapter", "format_date", "start_process_request"]
+
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def format_date(value: datetime, zone: ZoneInfo) -> str:
+    """`yyyy-MM-dd HH:mm:ss` in `zone`; a naive datetime is taken as already in `zone`."""
+    if value.tzinfo is not None:
+        value = value.astimezone(zone)
+    return value.strftime(DATE_FORMAT)
+
+
+def _flag(value: bool) -> YesNo:
+    return "Y" if value else "N"
+
+
+def start_process_request(command: StartProcess, zone: ZoneInfo) -> StartProcessRequest:
+    """The process start body for a command, dates in `zone`."""
+    schedule = command.schedule
+    return StartProcessRequest(
+        values=dict(command.values),
+        name=command.process_name,
+        worker=command.worker or None,
+        runOnce=_flag(command.run_once),
+        runImmediately=_flag(command.run_immediately),
+        quartzDef=schedule.quartz_cron if schedule else None,
+        startDate=format_date(schedule.start, zone) if schedule and schedule.start else None,
+        endDate=format_date(schedule.end, zone) if schedule and schedule.end else None,
+        retryCount=(
+            str(schedule.retry_count) if schedule and schedule.retry_count is not None else None
+        ),
+    )
+
+
+class RobustaAdapter:
+    """`VendorAdapter` for `start-process` on one Robusta connection."""
+
+    def __init__(self, http: httpx.AsyncClient, connection: RobustaConnection) -> None:
+        self.connection = connection
+        self.client = RobustaClient(http, connection)
+        # Resolved here so a wrong zone name fails at bootstrap, not on the first command.
+        self.zone = ZoneInfo(connection.timezone)
+
+    async def trigger(self, command: BaseModel, *, command_id: str) -> Triggered:
+        """Start the process. `command_id` is unused: the vendor has no idempotency key."""
+        if not isinstance(command, StartProcess):
+            raise InvalidCommand(
+                f"start-process expects StartProcess, got {type(command).__name__}"
+            )
+        answer = await self.client.start_process(start_process_request(command, self.zone))
+        return Triggered(vendor_ref={"robusta_spid": answer.robustaSpid})
+
+    async def status(
+        self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
+    ) -> StatusReport:
+        robusta_spid = vendor_ref["robusta_spid"]
+        answer = await self.client.process_status(robusta_spid)
+        state = self.state_of(answer.status)
+        message = answer.message
+        if state == "failed" and not message:
+            message = f"process {robusta_spid} ended with status {answer.status}"
+        return StatusReport(
+            state=state, status=answer.status, result=answer.outputs(), message=message
+        )
+
+    def state_of(self, status: str) -> RunState:
+        """The run state a vendor status means on this connection."""
+        if status in self.connection.success_statuses:
+            return "succeeded"
+        if status in self.connection.running_statuses:
+            return "running"
+        return self.connection.unknown_status
