@@ -225,7 +225,7 @@ async def test_ledger_records_the_wire(sims: Simulators, client: httpx.AsyncClie
 
 async def test_pbsm_batch_run_tokens_and_codes(sims: Simulators, client: httpx.AsyncClient) -> None:
     token = await pbsm_token(client)
-    trigger = {"batchName": "B2001", "batchType": "rest"}
+    trigger: dict[str, Any] = {"batchName": "B2001", "batchType": "rest"}
     trigger |= {"dynamicParamList": {"batchParams": {"$FICMISDATE$": "2022-10-23"}}}
     answer = (await client.post(PBSM + "trigger", json=trigger, headers=bearer(token))).json()
     assert answer["statusCode"] == "0" and answer["status"] == "success"
@@ -284,7 +284,7 @@ async def test_pbsm_token_errors_and_failed_group(
     assert (await client.post(PBSM + "trigger", json={}, headers=OFS)).status_code == 401
 
     sims.set_outcome("pbsm", "G1", "FAILED")
-    members = [{"batchName": n, "batchParams": {}} for n in ("M1", "M2")]
+    members: list[dict[str, Any]] = [{"batchName": n, "batchParams": {}} for n in ("M1", "M2")]
     trigger = {"batchName": "G1", "batchType": "group", "dynamicParamList": members}
     headers = bearer(await pbsm_token(client))
     run_id = (await client.post(PBSM + "trigger", json=trigger, headers=headers)).json()[

@@ -224,6 +224,13 @@ class AmqpBroker:
         message = await source.get(no_ack=False, fail=False)
         return None if message is None else _AmqpDelivery(message)
 
+    async def purge(self, queue: str) -> int:
+        """Drop every ready message of `queue` (tests and `flowgate dlq purge`); the count."""
+        channel = await self._ready()
+        source = await channel.declare_queue(queue, passive=True, robust=False)
+        result = await source.purge()
+        return int(result.message_count)
+
     async def queue_length(self, queue: str) -> int:
         """Ready messages, from a passive declare (needs a round trip, hence async)."""
         channel = await self._ready()

@@ -219,6 +219,16 @@ class MemoryBroker:
             return None
         return self._take(queue, state.ready.popleft(), None)
 
+    async def purge(self, queue: str) -> int:
+        """Drop every ready message of `queue`; the count, like RabbitMQ's queue.purge."""
+        state = self._queue(queue)
+        count = len(state.ready)
+        for msg in state.ready:
+            if msg.timer is not None:
+                msg.timer.cancel()
+        state.ready.clear()
+        return count
+
     def queue_length(self, queue: str) -> int:
         """Ready messages (not the unacked ones), like RabbitMQ's `messages_ready`."""
         return len(self._queue(queue).ready)
