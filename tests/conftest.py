@@ -135,7 +135,9 @@ class System:
 async def _purge_all(broker: AmqpBroker) -> None:
     from workers.topology import build_topology
 
-    for queue in build_topology(["add-paylink", "run-partner", "start-process", "trigger-batch"]).queues:
+    for queue in build_topology(
+        ["add-paylink", "run-partner", "start-process", "trigger-batch"]
+    ).queues:
         await broker.purge(queue.name)
 
 

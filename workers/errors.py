@@ -4,13 +4,13 @@ Handlers never ack, nack or publish on failure themselves: they raise one of the
 `workers.outcome` (the only place that does) turns it into an event, a retry or a dead letter.
 
     FlowgateError
-    ├── InvalidCommand             the command is malformed or breaks a rule     -> failed(invalid) + dead letter
-    │   └── UnknownConnection      `connection` names no configured connection   -> failed(invalid) + dead letter
-    ├── VendorError                the vendor answered, and not with success
-    │   ├── VendorRejected         a final 4xx (or a request-level vendor code)  -> failed(rejected) + dead letter
-    │   ├── VendorFailed           the vendor ran the work and reported failure  -> failed(vendor_failed)
-    │   └── VendorUnavailable      429, 502, 503, timeouts, connection errors    -> retry later, then failed(exhausted)
-    └── UnknownOutcome             a trigger may or may not have happened        -> failed(unknown_outcome) + dead letter
+    ├── InvalidCommand         malformed, or breaks a rule    -> failed(invalid) + dead letter
+    │   └── UnknownConnection  no such named connection       -> failed(invalid) + dead letter
+    ├── VendorError            the vendor answered, not with success
+    │   ├── VendorRejected     a final 4xx or request code    -> failed(rejected) + dead letter
+    │   ├── VendorFailed       the run ran and failed         -> failed(vendor_failed)
+    │   └── VendorUnavailable  429/502/503, timeout, network  -> retry, then failed(exhausted)
+    └── UnknownOutcome         trigger may or may not be done -> failed(unknown_outcome) + DLQ
 
 Messages must never contain secrets: clients build them from status codes and vendor error
 texts, never from request headers or bodies.

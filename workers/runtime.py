@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from contracts import EventData, EventKind
@@ -77,6 +79,7 @@ async def carry_out(
         return
     error = decision.error
     assert error is not None
+    outputs: list[Awaitable[None]] = []
     if answer.command_id is not None:
         data = EventData(
             command_id=answer.command_id,
@@ -86,11 +89,14 @@ async def carry_out(
             status=answer.status,
             error=error,
         )
-        await publisher.event(EventKind.FAILED, data, trace=answer.trace)
+        outputs.append(publisher.event(EventKind.FAILED, data, trace=answer.trace))
     if decision.dead_letter:
-        await publisher.dead_letter(
-            delivery, queue=queue, reason=error.message, error_kind=error.kind, attempts=attempt
+        outputs.append(
+            publisher.dead_letter(
+                delivery, queue=queue, reason=error.message, error_kind=error.kind, attempts=attempt
+            )
         )
+    await asyncio.gather(*outputs)
     log.warning(
         "failed %s %s: %s (%s)",
         answer.command_type or "message",

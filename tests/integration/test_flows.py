@@ -115,7 +115,10 @@ async def test_add_paylink_succeeds_synchronously(system: System) -> None:
     assert system.events.kinds(command_id) == ["succeeded"]
     assert terminal["data"]["result"]["description"]
     [patch] = system.sims.ledger.entries("tmf622.patch")
-    assert (patch.method, patch.path) == ("PATCH", "/b2bsoft-ux/v1/PR/productOrder/801dm00000Km9aVAAR")
+    assert (patch.method, patch.path) == (
+        "PATCH",
+        "/b2bsoft-ux/v1/PR/productOrder/801dm00000Km9aVAAR",
+    )
     assert patch.headers["client_id"] == "b2bsoft-client"
     assert patch.headers["client_secret"] == "b2bsoft-secret"
     assert patch.headers["x-correlation-id"] == command_id
@@ -124,7 +127,11 @@ async def test_add_paylink_succeeds_synchronously(system: System) -> None:
         "channel": [{"id": "sourceSystem", "name": "B2BSoft"}],
         "billingAccount": {"id": "1234567-123445", "name": "billingAccountNumber"},
         "productOrderItem": [
-            {"id": "", "action": "add", "payment": [{"id": "https://pay.example/l/1", "name": "PayLink"}]}
+            {
+                "id": "",
+                "action": "add",
+                "payment": [{"id": "https://pay.example/l/1", "name": "PayLink"}],
+            }
         ],
     }
 

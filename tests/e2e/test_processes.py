@@ -1,0 +1,238 @@
+"""flowgate's roles as real processes: the demo, competing workers, the CLI, a plain AMQP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from contracts import COMMAND_TYPES, encode_command
+from tests.conftest import Events
+from workers.broker import AmqpBroker, Binding, OutgoingMessage, Queue, Topology
+from workers.simulators import RunningSimulators
+from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, build_topology
+
+FLOWGATE = [sys.executable, "-m", "workers.cli"]
+
+
+def _env(amqp_url: str, base_url: str) -> dict[str, str]:
+    env = dict(os.environ, FLOWGATE_AMQP_URL=amqp_url, PYTHONUNBUFFERED="1")
+    for vendor in ("INFORMATICA", "ROBUSTA", "TMF622", "PBSM"):
+        env[f"FLOWGATE_{vendor}__DEFAULT__BASE_URL"] = base_url
+        env[f"FLOWGATE_{vendor}__DEFAULT__POLL__FIRST_DELAY"] = "0.25"
+        env[f"FLOWGATE_{vendor}__DEFAULT__POLL__MAX_DELAY"] = "0.5"
+    return env
+
+
+@asynccontextmanager
+async def _processes(
+    *argvs: list[str], env: dict[str, str]
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    procs = [
+        await asyncio.create_subprocess_exec(
+            *FLOWGATE,
+            *argv,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for argv in argvs
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@asynccontextmanager
+async def _watch_events(amqp_url: str) -> AsyncIterator[tuple[Events, AmqpBroker]]:
+    broker = AmqpBroker(amqp_url)
+    await broker.connect()
+    await broker.declare(build_topology(COMMAND_TYPES))
+    events = Events()
+    watch = f"test.events.{uuid.uuid4().hex[:8]}"
+    await broker.declare(
+        Topology(
+            queues=(Queue(watch, durable=False, arguments={"x-expires": 60_000}),),
+            bindings=(Binding(EVENTS_EXCHANGE, watch, "#"),),
+        )
+    )
+    await broker.consume(watch, events.on_delivery, prefetch=256)
+    try:
+        yield events, broker
+    finally:
+        await broker.close()
+
+
+def _consumers(vhost: str, queue: str) -> int:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_consumers", "-p", vhost, "queue_name"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
+    return out.count(queue)
+
+
+async def _wait_consumers(vhost: str, queue: str, count: int) -> None:
+    async with asyncio.timeout(30):
+        while await asyncio.to_thread(_consumers, vhost, queue) < count:
+            await asyncio.sleep(0.5)
+
+
+def test_demo_exits_zero_with_four_terminal_events() -> None:
+    result = subprocess.run(
+        [*FLOWGATE, "demo", "--timeout", "60"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    terminal = [
+        line
+        for line in result.stdout.splitlines()
+        if line.split()[2:3] in (["succeeded"], ["failed"])
+    ]
+    assert sorted(line.split()[1] for line in terminal) == [
+        "add-paylink",
+        "run-partner",
+        "start-process",
+        "trigger-batch",
+    ]
+    assert "accepted" in result.stdout
+
+
+async def test_two_workers_handle_every_command_once(
+    amqp_url: str, sims: RunningSimulators
+) -> None:
+    env = _env(amqp_url, sims.base_url)
+    vhost = amqp_url.rsplit("/", 1)[1]
+    async with (
+        _watch_events(amqp_url) as (events, events_broker),
+        _processes(
+            ["worker", "--commands", "add-paylink,trigger-batch"],
+            ["worker", "--commands", "add-paylink,trigger-batch"],
+            ["poller"],
+            env=env,
+        ),
+    ):
+        await _wait_consumers(vhost, "flowgate.cmd.add-paylink", 2)
+        await _wait_consumers(vhost, "flowgate.poll", 1)
+        published = []
+        for i in range(40):
+            command_type, data = (
+                ("add-paylink", {"business_id": "PR", "order_id": f"O{i}", "payment_link": "p"})
+                if i % 2
+                else ("trigger-batch", {"batch": f"B{i}"})
+            )
+            body, content_type = encode_command(command_type, data)
+            await events_broker.publish(
+                COMMANDS_EXCHANGE,
+                command_type,
+                OutgoingMessage(body=body, content_type=content_type),
+            )
+            published.append(json.loads(body)["id"])
+        for command_id in published:
+            terminal = await events.terminal(command_id, timeout=60)
+            assert terminal["type"].endswith(".succeeded"), terminal
+        await asyncio.sleep(0.5)
+    for command_id in published:
+        assert [e["type"].rsplit(".", 1)[1] for e in events.by_command[command_id]].count(
+            "succeeded"
+        ) == 1
+    patches = [e.headers["x-correlation-id"] for e in sims.sims.ledger.entries("tmf622.patch")]
+    assert sorted(patches) == sorted(published[1::2])
+    triggers = [e.json["batchName"] for e in sims.sims.ledger.entries("pbsm.trigger")]
+    assert sorted(triggers) == sorted(f"B{i}" for i in range(0, 40, 2))
+
+
+async def test_plain_amqp_client_publish_is_answered(
+    amqp_url: str, sims: RunningSimulators
+) -> None:
+    amqp_publish = shutil.which("amqp-publish")
+    assert amqp_publish, "amqp-publish (Debian amqp-tools) is needed: apt-get install amqp-tools"
+    env = _env(amqp_url, sims.base_url)
+    vhost = amqp_url.rsplit("/", 1)[1]
+    command_id = str(uuid.uuid4())
+    body = json.dumps(
+        {
+            "specversion": "1.0",
+            "id": command_id,
+            "source": "urn:example:billing-service",
+            "type": "flowgate.trigger-batch",
+            "datacontenttype": "application/json",
+            "data": {"batch": "B2001", "params": {"$FICMISDATE$": "2026-11-21"}},
+        }
+    )
+    async with _watch_events(amqp_url) as (events, _), _processes(["worker"], ["poller"], env=env):
+        await _wait_consumers(vhost, "flowgate.cmd.trigger-batch", 1)
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                amqp_publish,
+                "--url",
+                amqp_url,
+                "-e",
+                "flowgate.commands",
+                "-r",
+                "trigger-batch",
+                "-C",
+                "application/cloudevents+json",
+                "-b",
+                body,
+            ],
+            check=True,
+            timeout=30,
+        )
+        terminal = await events.terminal(command_id, timeout=30)
+        cli = await asyncio.create_subprocess_exec(
+            *FLOWGATE,
+            "publish",
+            "add-paylink",
+            "--data",
+            json.dumps({"business_id": "PR", "order_id": "O1", "payment_link": "p"}),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await cli.communicate()
+        assert cli.returncode == 0
+        by_cli = await events.terminal(out.decode().strip(), timeout=30)
+    assert terminal["type"] == "flowgate.trigger-batch.succeeded"
+    assert events.kinds(command_id)[0] == "accepted"
+    assert by_cli["type"] == "flowgate.add-paylink.succeeded"
+
+
+def test_declare_is_idempotent_and_help_everywhere(amqp_url: str) -> None:
+    env = dict(os.environ, FLOWGATE_AMQP_URL=amqp_url)
+    for _ in range(2):
+        result = subprocess.run(
+            [*FLOWGATE, "declare"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+    for sub in ("demo", "worker", "poller", "simulate", "declare", "publish"):
+        result = subprocess.run(
+            [*FLOWGATE, sub, "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_unreachable_broker_is_explained() -> None:
+    env = dict(os.environ, FLOWGATE_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
+    result = subprocess.run(
+        [*FLOWGATE, "declare"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "Is RabbitMQ running" in result.stderr
+    assert "guest:guest" not in result.stderr

@@ -1,0 +1,117 @@
+"""`decide` and `backoff`: every error type's outcome, retries, Retry-After and jitter."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from contracts import ContractError, ErrorKind
+from workers.errors import (
+    FlowgateError,
+    InvalidCommand,
+    UnknownConnection,
+    UnknownOutcome,
+    VendorFailed,
+    VendorRejected,
+    VendorUnavailable,
+)
+from workers.outcome import backoff, decide
+from workers.vendors._connection import RetryPolicy
+
+POLICY = RetryPolicy(max_attempts=4, first_delay=1.0, factor=2.0, max_delay=5.0, jitter=0.0)
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "dead_letter"),
+    [
+        (ContractError("bad body", command_id="c1"), ErrorKind.INVALID, True),
+        (InvalidCommand("bad rule"), ErrorKind.INVALID, True),
+        (UnknownConnection("no such connection"), ErrorKind.INVALID, True),
+        (VendorRejected("400 nope", http_status=400, vendor_code="E1"), ErrorKind.REJECTED, True),
+        (VendorFailed("run failed", status="Error"), ErrorKind.VENDOR_FAILED, False),
+        (UnknownOutcome("crashed mid-trigger"), ErrorKind.UNKNOWN_OUTCOME, True),
+        (FlowgateError("something else"), ErrorKind.REJECTED, True),
+    ],
+)
+def test_final_errors(exc: Exception, kind: ErrorKind, dead_letter: bool) -> None:
+    decision = decide(exc, attempt=1, policy=POLICY)
+    assert decision.retry_in is None
+    assert decision.error is not None
+    assert decision.error.kind is kind
+    assert decision.dead_letter is dead_letter
+    assert decision.error.message == str(exc)
+    assert decision.error.retriable is False
+
+
+def test_vendor_details_carried_into_error_info() -> None:
+    exc = VendorRejected("order not found", http_status=404, vendor_code="ORD-404")
+    error = decide(exc, attempt=1, policy=POLICY).error
+    assert error is not None
+    assert (error.http_status, error.vendor_code) == (404, "ORD-404")
+
+
+def test_unavailable_retries_until_max_attempts_then_exhausted() -> None:
+    exc = VendorUnavailable("503 Service Unavailable", http_status=503)
+    for attempt in range(1, POLICY.max_attempts):
+        decision = decide(exc, attempt=attempt, policy=POLICY)
+        assert decision.error is None and not decision.dead_letter
+        assert decision.retry_in == min(2.0 ** (attempt - 1), POLICY.max_delay)
+    final = decide(exc, attempt=POLICY.max_attempts, policy=POLICY)
+    assert final.retry_in is None and final.dead_letter
+    assert final.error is not None
+    assert final.error.kind is ErrorKind.EXHAUSTED
+    assert final.error.retriable is True
+    assert final.error.http_status == 503
+    assert f"after {POLICY.max_attempts} attempts" in final.error.message
+    assert "503 Service Unavailable" in final.error.message
+
+
+def test_retry_after_respected_and_capped() -> None:
+    policy = POLICY.model_copy(update={"max_retry_after": 60.0})
+    longer = VendorUnavailable("429", http_status=429, retry_after=30.0)
+    assert decide(longer, attempt=1, policy=policy).retry_in == 30.0
+    huge = VendorUnavailable("429", http_status=429, retry_after=86_400.0)
+    assert decide(huge, attempt=1, policy=policy).retry_in == 60.0
+    # A Retry-After shorter than our own backoff does not shorten the backoff.
+    short = VendorUnavailable("429", http_status=429, retry_after=0.1)
+    assert decide(short, attempt=3, policy=policy).retry_in == 4.0
+
+
+def test_retry_after_does_not_extend_attempts() -> None:
+    exc = VendorUnavailable("429", retry_after=5.0)
+    decision = decide(exc, attempt=POLICY.max_attempts, policy=POLICY)
+    assert decision.retry_in is None and decision.dead_letter
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    policy = RetryPolicy(first_delay=0.5, factor=3.0, max_delay=20.0, jitter=0.0)
+    delays = [backoff(n, policy) for n in range(1, 7)]
+    assert delays == [0.5, 1.5, 4.5, 13.5, 20.0, 20.0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_backoff_jitter_within_fraction(seed: int) -> None:
+    policy = RetryPolicy(first_delay=10.0, factor=2.0, max_delay=1000.0, jitter=0.25)
+    rng = random.Random(seed)
+    for attempt in (1, 2, 3):
+        base = 10.0 * 2 ** (attempt - 1)
+        samples = [backoff(attempt, policy, rng) for _ in range(300)]
+        assert all(base * 0.75 <= s <= base * 1.25 for s in samples)
+        # Jitter really spreads: both sides of the base are used.
+        assert min(samples) < base * 0.9 and max(samples) > base * 1.1
+    again = random.Random(seed)
+    assert backoff(1, policy, again) == backoff(1, policy, random.Random(seed))
+
+
+def test_backoff_jitter_capped_delay_still_bounded() -> None:
+    policy = RetryPolicy(first_delay=1.0, factor=10.0, max_delay=5.0, jitter=0.5)
+    rng = random.Random(7)
+    samples = [backoff(9, policy, rng) for _ in range(200)]
+    assert all(2.5 <= s <= 7.5 for s in samples)
+
+
+@pytest.mark.parametrize("exc", [ValueError("boom"), KeyError("k"), RuntimeError("x")])
+def test_non_flowgate_errors_raise_type_error(exc: Exception) -> None:
+    with pytest.raises(TypeError, match=type(exc).__name__):
+        decide(exc, attempt=1, policy=POLICY)

@@ -1,0 +1,144 @@
+"""`load_settings`: defaults, env vars with `__` nesting, TOML files, secret files, redaction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from workers.settings import Settings, load_settings
+
+VENDORS = ("informatica", "robusta", "tmf622", "pbsm")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No FLOWGATE_* from the developer's shell may leak into these tests."""
+    for name in list(os.environ):
+        if name.upper().startswith("FLOWGATE_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+def test_defaults_give_a_default_connection_per_vendor() -> None:
+    settings = load_settings()
+    for vendor in VENDORS:
+        connections = getattr(settings, vendor)
+        assert list(connections) == ["default"]
+        assert connections["default"].base_url == "http://127.0.0.1:8700"
+    assert settings.amqp_url.get_secret_value().startswith("amqp://")
+    assert settings.command_types == sorted(settings.command_types)
+    assert len(settings.command_types) == 4
+
+
+def test_env_vars_build_a_named_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWGATE_PBSM__PROD__CLIENT_SECRET", "s3cr3t-prod")
+    monkeypatch.setenv("FLOWGATE_PBSM__PROD__BASE_URL", "https://pbsm.example.com")
+    monkeypatch.setenv("FLOWGATE_PBSM__PROD__RETRY__MAX_ATTEMPTS", "9")
+    monkeypatch.setenv("FLOWGATE_PREFETCH", "17")
+    monkeypatch.setenv("FLOWGATE_AMQP_URL", "amqp://u:p@rabbit:5672/v")
+    settings = load_settings()
+    prod = settings.pbsm["prod"]
+    assert prod.client_secret.get_secret_value() == "s3cr3t-prod"
+    assert prod.base_url == "https://pbsm.example.com"
+    assert prod.retry.max_attempts == 9
+    assert prod.client_id == "pbsm-client"  # unset fields keep their defaults
+    assert settings.prefetch == 17
+    assert settings.amqp_url.get_secret_value() == "amqp://u:p@rabbit:5672/v"
+
+
+def test_bad_env_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWGATE_PREFETCH", "0")
+    with pytest.raises(ValidationError, match="prefetch"):
+        load_settings()
+
+
+def test_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "flowgate.toml"
+    path.write_text(
+        'prefetch = 32\nhttp_transport = "httpx"\n\n'
+        "[input]\nmax_depth = 8\n\n"
+        '[robusta.east]\nbase_url = "https://robusta-east.example.com"\n'
+        'username = "svc"\npassword = "from-toml"\n\n'
+        "[robusta.east.poll]\nfirst_delay = 5.0\n"
+    )
+    settings = load_settings(path)
+    assert settings.prefetch == 32
+    assert settings.http_transport == "httpx"
+    assert settings.input.max_depth == 8
+    east = settings.robusta["east"]
+    assert (east.base_url, east.username) == ("https://robusta-east.example.com", "svc")
+    assert east.password.get_secret_value() == "from-toml"
+    assert east.poll.first_delay == 5.0
+    # Environment beats the file, keyword arguments beat both.
+    monkeypatch.setenv("FLOWGATE_PREFETCH", "48")
+    assert load_settings(path).prefetch == 48
+    assert load_settings(path, prefetch=64).prefetch == 64
+    # The file is read for that call only.
+    assert "east" not in load_settings().robusta
+
+
+def test_toml_file_from_env_and_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "conf.toml"
+    path.write_text("delivery_limit = 3\n")
+    monkeypatch.setenv("FLOWGATE_CONFIG", str(path))
+    assert load_settings().delivery_limit == 3
+    with pytest.raises(FileNotFoundError):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_unknown_key_in_toml_refused(tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text("prefech = 3\n")
+    with pytest.raises(ValidationError, match="prefech"):
+        load_settings(path)
+
+
+def test_secret_file_read_for_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "client_secret"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("FLOWGATE_PBSM__PROD__CLIENT_SECRET_FILE", str(secret))
+    settings = load_settings()
+    assert settings.pbsm["prod"].client_secret.get_secret_value() == "from-a-file"
+    amqp = tmp_path / "amqp"
+    amqp.write_text("amqp://file:secret@h/\n")
+    settings = load_settings(amqp_url_file=amqp)
+    assert settings.amqp_url.get_secret_value() == "amqp://file:secret@h/"
+
+
+def test_missing_secret_file_refused(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope")
+    with pytest.raises(ValidationError, match="cannot read"):
+        Settings(tmf622={"x": {"client_secret_file": missing}})
+
+
+def test_file_for_non_secret_field_refused(tmp_path: Path) -> None:
+    target = tmp_path / "url"
+    target.write_text("https://evil.example.com")
+    with pytest.raises(ValidationError, match="not a secret"):
+        Settings(pbsm={"prod": {"base_url_file": str(target)}})
+    with pytest.raises(ValidationError, match="not a secret"):
+        Settings(pbsm={"prod": {"nonexistent_file": str(target)}})
+
+
+def test_secrets_never_in_repr_or_str(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {
+        "FLOWGATE_AMQP_URL": "amqp://user:amqp-pass-123@rabbit/",
+        "FLOWGATE_PBSM__PROD__CLIENT_SECRET": "pbsm-secret-456",
+        "FLOWGATE_PBSM__PROD__PASSWORD": "pbsm-pass-789",
+        "FLOWGATE_INFORMATICA__EU__PASSWORD": "iics-pass-000",
+        "FLOWGATE_ROBUSTA__EU__PASSWORD": "robusta-pass-111",
+        "FLOWGATE_TMF622__EU__CLIENT_SECRET": "tmf-secret-222",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    texts = [repr(settings), str(settings), repr(settings.pbsm), str(settings.tmf622["eu"])]
+    for text in texts:
+        for value in secrets.values():
+            assert value not in text
+    assert "pbsm-secret-456" not in settings.model_dump_json()
+    assert isinstance(settings.tmf622["eu"].client_secret, SecretStr)
