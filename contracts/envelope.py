@@ -168,7 +168,9 @@ def decode_command(
             command_type=command_type,
         )
     if not isinstance(data, dict):
-        raise ContractError("data must be a JSON object", command_id=command_id)
+        raise ContractError(
+            "data must be a JSON object", command_id=command_id, command_type=command_type
+        )
     if _depth(data, limits.max_depth) > limits.max_depth:
         raise ContractError(
             f"data is nested deeper than {limits.max_depth} levels",

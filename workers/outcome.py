@@ -7,6 +7,7 @@ Pure functions, so every rule here is unit-tested without a broker.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -21,7 +22,14 @@ from workers.errors import (
 )
 from workers.vendors._connection import RetryPolicy
 
-__all__ = ["Decision", "backoff", "decide"]
+__all__ = ["Decision", "backoff", "capped_growth", "decide"]
+
+
+def capped_growth(steps: int, first: float, factor: float, maximum: float) -> float:
+    """`first * factor**steps`, capped at `maximum`, without overflow for any `steps`."""
+    if factor > 1 and first > 0 and steps > math.log(maximum / first, factor):
+        return maximum
+    return float(min(first * factor**steps, maximum))
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Decision:
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
     """Delay before retry number `attempt` (1-based): exponential, capped, with ± jitter."""
-    base = min(policy.first_delay * policy.factor ** (attempt - 1), policy.max_delay)
+    base = capped_growth(attempt - 1, policy.first_delay, policy.factor, policy.max_delay)
     spread = base * policy.jitter
     return max(0.0, base + (rng or random).uniform(-spread, spread))
 

@@ -109,6 +109,8 @@ def test_data_must_be_an_object(data: Any) -> None:
     err = refused(structured("flowgate.run-partner", data))
     assert "JSON object" in err.message
     assert err.command_id == "cmd-1"
+    # The type is known by then: without it the `failed` event goes out as `unknown.failed`.
+    assert err.command_type == "run-partner"
 
 
 def test_deadline_is_aware_and_bad_deadline_carries_id() -> None:

@@ -119,13 +119,13 @@ async def test_poll_past_command_deadline_fails_with_kind_deadline() -> None:
 
 
 async def test_progress_published_only_when_status_changes() -> None:
-    async with memory_system(run_seconds=2.5) as system:
+    async with memory_system(run_seconds=1.5) as system:
         command_id = await system.publish("run-partner", SAMPLE_COMMANDS["run-partner"])
         await system.settled([command_id], grace=0.3)
         seen = system.events.by_command[command_id]
         assert seen[-1]["type"] == "flowgate.run-partner.succeeded"
         statuses = [e["data"]["status"] for e in seen if e["type"].endswith(".progress")]
-        assert statuses, "a 2.5 s run with 0.25-1 s polls reports progress"
+        assert statuses, "a 1.5 s run with 0.25-1 s polls reports progress"
         accepted = seen[0]["data"]["status"]
         for before, after in zip([accepted, *statuses], statuses, strict=False):
             assert before != after, f"progress repeated status {after!r}: {statuses}"

@@ -17,6 +17,7 @@ from workers.errors import (
     VendorUnavailable,
 )
 from workers.outcome import backoff, decide
+from workers.poller.request import next_poll_delay
 from workers.vendors._connection import RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=4, first_delay=1.0, factor=2.0, max_delay=5.0, jitter=0.0)
@@ -109,6 +110,21 @@ def test_backoff_jitter_capped_delay_still_bounded() -> None:
     rng = random.Random(7)
     samples = [backoff(9, policy, rng) for _ in range(200)]
     assert all(2.5 <= s <= 7.5 for s in samples)
+
+
+@pytest.mark.parametrize("n", [1_100, 2_000, 100_000])
+def test_retry_backoff_stays_capped_for_any_attempt(n: int) -> None:
+    # max_attempts has no upper bound; `factor ** (attempt - 1)` must not overflow the cap.
+    policy = RetryPolicy(max_attempts=n + 1, max_delay=30.0, jitter=0.0)
+    assert backoff(n, policy) == 30.0
+    assert decide(VendorUnavailable("503"), attempt=n, policy=policy).retry_in == 30.0
+
+
+@pytest.mark.parametrize("polls", [1_800, 2_880, 100_000])
+def test_poll_delay_stays_capped_for_any_poll_count(polls: int) -> None:
+    # A run is polled until poll.max_duration (24 h by default): with poll.max_delay 30 s that
+    # is ~2,900 polls, and 1.5 ** 1751 already overflows a float.
+    assert next_poll_delay(polls, first=1.0, factor=1.5, maximum=30.0) == 30.0
 
 
 @pytest.mark.parametrize("exc", [ValueError("boom"), KeyError("k"), RuntimeError("x")])

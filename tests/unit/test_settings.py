@@ -81,7 +81,9 @@ def test_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "east" not in load_settings().robusta
 
 
-def test_toml_file_from_env_and_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_toml_file_from_env_and_missing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "conf.toml"
     path.write_text("delivery_limit = 3\n")
     monkeypatch.setenv("FLOWGATE_CONFIG", str(path))

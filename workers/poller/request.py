@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workers.outcome import capped_growth
+
 __all__ = ["PollRequest", "next_poll_delay"]
 
 
@@ -32,4 +34,4 @@ class PollRequest(BaseModel):
 
 def next_poll_delay(polls: int, *, first: float, factor: float, maximum: float) -> float:
     """Delay before status call number `polls + 1`: grows geometrically up to `maximum`."""
-    return float(min(first * factor**polls, maximum))
+    return capped_growth(polls, first, factor, maximum)

@@ -1,0 +1,196 @@
+"""The idempotency store: what happened to each command id, shared by all workers and pollers.
+
+Per command id it keeps a claim (who is calling the trigger right now, with a lease), the vendor
+reference once the trigger answered, and the terminal outcome once there is one. With it:
+
+- a redelivered command whose trigger is recorded resumes from the vendor reference and never
+  calls the trigger again;
+- a command re-published by its sender with the same id gets the recorded outcome again;
+- a claim whose lease ran out with no recorded trigger means a process died between calling the
+  vendor and recording its answer: the outcome is unknown, and the connection's policy decides;
+- the first terminal outcome recorded wins, so two poll chains for one run (after a redelivery)
+  can never publish two different terminal events.
+
+`RedisStore` (default) is shared by every process; `MemoryStore` serves the embedded mode.
+Entries expire after the configured retention.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+__all__ = ["Claim", "IdempotencyStore", "MemoryStore", "RedisStore"]
+
+ClaimState = Literal["new", "busy", "unknown", "triggered", "finished"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`new`: ours, call the trigger. `busy`: another process holds a live claim.
+    `unknown`: an earlier claim lapsed without a recorded trigger. `triggered`: resume from
+    `vendor_ref`. `finished`: answer `outcome` again."""
+
+    state: ClaimState
+    vendor_ref: dict[str, str] | None = None
+    outcome: dict[str, Any] | None = None
+    lease_left: float = 0.0
+
+
+class IdempotencyStore(Protocol):
+    async def claim(
+        self, command_id: str, *, owner: str, lease: float, force: bool = False
+    ) -> Claim: ...
+
+    async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None: ...
+
+    async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Record the terminal outcome unless one exists; return the one that stands."""
+
+    async def outcome(self, command_id: str) -> dict[str, Any] | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class _Entry:
+    expires: float
+    owner: str | None = None
+    lease_until: float = 0.0
+    claimed: bool = False
+    vendor_ref: dict[str, str] | None = None
+    outcome: dict[str, Any] | None = None
+
+
+class MemoryStore:
+    """In-process store for the embedded mode and unit tests; same rules as `RedisStore`."""
+
+    def __init__(self, *, retention: float = 7 * 86400.0) -> None:
+        self._retention = retention
+        self._entries: dict[str, _Entry] = {}
+
+    def _entry(self, command_id: str) -> _Entry | None:
+        entry = self._entries.get(command_id)
+        if entry is not None and entry.expires <= time.monotonic():
+            del self._entries[command_id]
+            return None
+        return entry
+
+    async def claim(
+        self, command_id: str, *, owner: str, lease: float, force: bool = False
+    ) -> Claim:
+        now = time.monotonic()
+        entry = self._entry(command_id)
+        if entry is not None:
+            if entry.outcome is not None:
+                return Claim("finished", entry.vendor_ref, entry.outcome)
+            if entry.vendor_ref is not None:
+                return Claim("triggered", entry.vendor_ref)
+            if entry.lease_until > now and entry.owner != owner:
+                return Claim("busy", lease_left=entry.lease_until - now)
+            if entry.claimed and not force:
+                return Claim("unknown")
+        entry = entry or _Entry(expires=now + self._retention)
+        entry.owner, entry.lease_until, entry.claimed = owner, now + lease, True
+        self._entries[command_id] = entry
+        return Claim("new")
+
+    async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
+        entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
+        entry.vendor_ref, entry.lease_until = dict(vendor_ref), 0.0
+        self._entries[command_id] = entry
+
+    async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
+        if entry.outcome is None:
+            entry.outcome = outcome
+        self._entries[command_id] = entry
+        return entry.outcome
+
+    async def outcome(self, command_id: str) -> dict[str, Any] | None:
+        entry = self._entry(command_id)
+        return None if entry is None else entry.outcome
+
+    async def aclose(self) -> None:
+        self._entries.clear()
+
+
+# One round trip, atomic: the whole claim decision happens inside Redis.
+_CLAIM = """
+local key, claim_key = KEYS[1], KEYS[2]
+local owner, lease_ms, retention_ms, force = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local outcome = redis.call('HGET', key, 'outcome')
+local ref = redis.call('HGET', key, 'vendor_ref')
+if outcome then return {'finished', ref or '', outcome, 0} end
+if ref then return {'triggered', ref, '', 0} end
+local holder = redis.call('GET', claim_key)
+if holder and holder ~= owner then
+  return {'busy', '', '', redis.call('PTTL', claim_key)}
+end
+if redis.call('HEXISTS', key, 'claimed') == 1 and force ~= '1' and not holder then
+  return {'unknown', '', '', 0}
+end
+redis.call('SET', claim_key, owner, 'PX', lease_ms)
+redis.call('HSET', key, 'claimed', owner)
+redis.call('PEXPIRE', key, retention_ms)
+return {'new', '', '', 0}
+"""
+
+
+class RedisStore:
+    """The shared store. Keys: `<prefix>cmd:<id>` (hash) and `<prefix>claim:<id>` (lease)."""
+
+    def __init__(
+        self, url: str, *, retention: float = 7 * 86400.0, prefix: str = "flowgate:"
+    ) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self._retention_ms = int(retention * 1000)
+        self._prefix = prefix
+        self._claim_script = self._redis.register_script(_CLAIM)
+
+    def _keys(self, command_id: str) -> tuple[str, str]:
+        return f"{self._prefix}cmd:{command_id}", f"{self._prefix}claim:{command_id}"
+
+    async def claim(
+        self, command_id: str, *, owner: str, lease: float, force: bool = False
+    ) -> Claim:
+        state, ref, outcome, ttl = await self._claim_script(
+            keys=list(self._keys(command_id)),
+            args=[owner, int(lease * 1000), self._retention_ms, "1" if force else "0"],
+        )
+        return Claim(
+            state,
+            json.loads(ref) if ref else None,
+            json.loads(outcome) if outcome else None,
+            max(0.0, int(ttl) / 1000),
+        )
+
+    async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
+        key, claim_key = self._keys(command_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "vendor_ref", json.dumps(vendor_ref, sort_keys=True))
+            pipe.pexpire(key, self._retention_ms)
+            pipe.delete(claim_key)
+            await pipe.execute()
+
+    async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        key, _ = self._keys(command_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "outcome", json.dumps(outcome, sort_keys=True))
+            pipe.pexpire(key, self._retention_ms)
+            pipe.hget(key, "outcome")
+            _, _, stored = await pipe.execute()
+        result: dict[str, Any] = json.loads(stored)
+        return result
+
+    async def outcome(self, command_id: str) -> dict[str, Any] | None:
+        key, _ = self._keys(command_id)
+        stored = await self._redis.hget(key, "outcome")
+        return None if stored is None else dict(json.loads(stored))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
