@@ -45,8 +45,12 @@ def amqp_url() -> Iterator[str]:
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
-def fast_settings(amqp_url: str, base_url: str, **overrides: Any) -> Settings:
-    """Settings for tests: short polls and retries, connections on the simulators."""
+def fast_settings(
+    amqp_url: str, base_url: str, *, store: str = "memory", **overrides: Any
+) -> Settings:
+    """Settings for tests: short polls and retries, connections on the simulators.
+
+    `store="redis"` uses the real Redis with a key prefix of this test's own."""
     timing = {
         "base_url": base_url,
         "timeout": 2.0,
@@ -54,7 +58,10 @@ def fast_settings(amqp_url: str, base_url: str, **overrides: Any) -> Settings:
         "retry": {"first_delay": 0.25, "factor": 2.0, "max_delay": 1.0, "max_attempts": 4},
     }
     vendors = {v: {"default": dict(timing)} for v in ("informatica", "robusta", "tmf622", "pbsm")}
-    return Settings(amqp_url=amqp_url, prefetch=64, **{**vendors, **overrides})
+    idempotency = {"store": store, "key_prefix": f"flowgate-test:{uuid.uuid4().hex[:8]}:"}
+    return Settings(
+        amqp_url=amqp_url, prefetch=64, idempotency=idempotency, **{**vendors, **overrides}
+    )
 
 
 @pytest.fixture
@@ -144,7 +151,7 @@ async def _purge_all(broker: AmqpBroker) -> None:
 @pytest.fixture
 async def system(amqp_url: str, sims: RunningSimulators) -> AsyncIterator[System]:
     """flowgate's worker and poller in this process, on RabbitMQ, against the simulators."""
-    settings = fast_settings(amqp_url, sims.base_url)
+    settings = fast_settings(amqp_url, sims.base_url, store="redis")
     broker = AmqpBroker(amqp_url)
     app = Flowgate(settings, broker)
     await app.connect()

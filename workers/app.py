@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable, Iterable
 
 import httpx
@@ -11,14 +14,16 @@ import httpx
 from contracts import COMMAND_TYPES, InputLimits
 from workers.broker.base import Broker
 from workers.consumer import CommandWorker
+from workers.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from workers.poller.service import Poller
 from workers.publisher import Publisher
 from workers.registry import Registry
+from workers.runtime import Outcomes
 from workers.settings import Settings
 from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, build_topology, command_queue
 from workers.vendors._connection import ConnectionBase
 
-__all__ = ["Flowgate", "make_broker", "parse_command_types"]
+__all__ = ["Flowgate", "make_broker", "make_store", "parse_command_types"]
 
 log = logging.getLogger("flowgate")
 
@@ -31,6 +36,15 @@ def make_broker(settings: Settings, *, memory: bool = False) -> Broker:
     from workers.broker.amqp import AmqpBroker
 
     return AmqpBroker(settings.amqp_url.get_secret_value())
+
+
+def make_store(settings: Settings) -> IdempotencyStore:
+    config = settings.idempotency
+    if config.store == "memory":
+        return MemoryStore(retention=config.retention)
+    return RedisStore(
+        config.redis_url.get_secret_value(), retention=config.retention, prefix=config.key_prefix
+    )
 
 
 def parse_command_types(value: str | None) -> list[str]:
@@ -56,14 +70,18 @@ class Flowgate:
         broker: Broker,
         *,
         http_factory: Callable[[ConnectionBase], httpx.AsyncClient] | None = None,
+        store: IdempotencyStore | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
         self.registry = Registry(settings, http_factory=http_factory)
         self.publisher = Publisher(broker)
+        self.store = store or make_store(settings)
+        self.outcomes = Outcomes(self.store, self.publisher)
         limits = InputLimits(settings.input.max_bytes, settings.input.max_depth)
-        self.worker = CommandWorker(self.registry, self.publisher, limits)
-        self.poller = Poller(self.registry, self.publisher)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker = CommandWorker(self.registry, self.outcomes, limits, owner=owner)
+        self.poller = Poller(self.registry, self.outcomes)
         self._connected = False
 
     async def connect(self) -> None:
@@ -95,9 +113,11 @@ class Flowgate:
         """Stop taking work, let in-flight messages finish (up to the grace), then close."""
         if not self._connected:
             await self.registry.aclose()
+            await self.store.aclose()
             return
         await self.broker.cancel_consumers()
         await asyncio.sleep(0)
         await self.broker.close()
         await self.registry.aclose()
+        await self.store.aclose()
         self._connected = False

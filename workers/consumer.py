@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 from contracts import (
     COMMAND_TYPES,
@@ -21,14 +22,14 @@ from contracts import (
     decode_command,
 )
 from workers.broker.base import Delivery
-from workers.errors import FlowgateError
+from workers.errors import FlowgateError, UnknownOutcome, VendorUnavailable
 from workers.outcome import decide
 from workers.poller.request import PollRequest
-from workers.publisher import ATTEMPT_HEADER, Publisher, Trace
+from workers.publisher import ATTEMPT_HEADER, Trace
 from workers.registry import Registry
-from workers.runtime import Answer, carry_out, redelay_if_early, terminal_event
+from workers.runtime import Answer, Outcomes, carry_out, redelay_if_early, terminal_event
 from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, command_queue
-from workers.vendors._connection import RetryPolicy
+from workers.vendors._connection import ConnectionBase, RetryPolicy
 from workers.vendors.base import Triggered
 
 __all__ = ["CommandWorker"]
@@ -37,10 +38,15 @@ log = logging.getLogger("flowgate.worker")
 
 
 class CommandWorker:
-    def __init__(self, registry: Registry, publisher: Publisher, limits: InputLimits) -> None:
+    def __init__(
+        self, registry: Registry, outcomes: Outcomes, limits: InputLimits, *, owner: str
+    ) -> None:
         self._registry = registry
-        self._publisher = publisher
+        self._outcomes = outcomes
+        self._store = outcomes.store
+        self._publisher = outcomes.publisher
         self._limits = limits
+        self._owner = owner
 
     async def handle(self, delivery: Delivery, *, command_type: str) -> None:
         """Handle one delivery from `command_queue(command_type)`."""
@@ -58,14 +64,96 @@ class CommandWorker:
                 routing_key=command_type,
                 limits=self._limits,
             )
-            policy = self._registry.connection(envelope.type, envelope.connection).retry
-            adapter = self._registry.adapter(envelope.type, envelope.connection)
-            triggered = await adapter.trigger(envelope.data, command_id=envelope.id)
+            connection = self._registry.connection(envelope.type, envelope.connection)
+            policy = connection.retry
+            # One owner per delivery, not per process: two copies of a command in one process
+            # must not both think they hold the claim.
+            owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
+            if await self._resume(delivery, queue, envelope, connection, owner):
+                return
+            triggered = await self._trigger(envelope, connection, owner)
         except (ContractError, FlowgateError) as exc:
             await self._refuse(exc, delivery, queue, envelope, attempt, policy)
             return
-        await self._answer(envelope, triggered)
+        trace = Trace(envelope.traceparent, envelope.tracestate)
+        if triggered.report is not None:
+            kind, error = terminal_event(triggered.report)
+            data = EventData(
+                command_id=envelope.id,
+                command_type=envelope.type,
+                connection=envelope.connection,
+                vendor_ref=dict(triggered.vendor_ref),
+                status=triggered.report.status,
+                result=dict(triggered.report.result),
+                error=error,
+            )
+            await self._outcomes.finish(kind, data, trace)
+        else:
+            # Recorded before anything is published: from here on, a redelivery resumes.
+            await self._store.record_trigger(envelope.id, dict(triggered.vendor_ref))
+            await self._follow(envelope, connection, dict(triggered.vendor_ref), triggered.status)
         await delivery.ack()
+
+    async def _resume(
+        self,
+        delivery: Delivery,
+        queue: str,
+        envelope: CommandEnvelope,
+        connection: ConnectionBase,
+        owner: str,
+    ) -> bool:
+        """Claim the id; when it was seen before, finish from what is recorded. True if done."""
+        claim = await self._store.claim(envelope.id, owner=owner, lease=connection.trigger_lease)
+        trace = Trace(envelope.traceparent, envelope.tracestate)
+        if claim.state == "finished":
+            assert claim.outcome is not None
+            await self._outcomes.republish(claim.outcome, trace)
+        elif claim.state == "triggered":
+            assert claim.vendor_ref is not None
+            log.info("command %s was triggered before: resuming", envelope.id)
+            await self._follow(envelope, connection, claim.vendor_ref, None)
+        elif claim.state == "busy":
+            # Another process is calling the vendor for this id right now: look again later.
+            await self._publisher.delayed(
+                queue,
+                delivery.body,
+                delay=claim.lease_left + 0.5,
+                content_type=delivery.content_type,
+                headers=dict(delivery.headers),
+                message_id=delivery.message_id,
+            )
+        elif claim.state == "unknown":
+            if connection.unknown_outcome == "fail":
+                raise UnknownOutcome(
+                    "an earlier attempt may have triggered the vendor but stopped before "
+                    "recording its answer; this connection never triggers twice"
+                )
+            await self._store.claim(
+                envelope.id, owner=owner, lease=connection.trigger_lease, force=True
+            )
+            return False
+        else:
+            return False
+        await delivery.ack()
+        return True
+
+    async def _trigger(
+        self, envelope: CommandEnvelope, connection: ConnectionBase, owner: str
+    ) -> Triggered:
+        adapter = self._registry.adapter(envelope.type, envelope.connection)
+        try:
+            return await adapter.trigger(envelope.data, command_id=envelope.id)
+        except VendorUnavailable as exc:
+            if exc.maybe_sent and connection.unknown_outcome == "fail":
+                raise UnknownOutcome(
+                    f"{exc.message}; the vendor may have run it, and this connection "
+                    "never triggers twice"
+                ) from None
+            await self._store.release(envelope.id, owner=owner)
+            raise
+        except FlowgateError:
+            await self._store.release(envelope.id, owner=owner)
+            raise
 
     async def handle_unrouted(self, delivery: Delivery) -> None:
         """A command whose routing key matched no command type: answer it, keep it."""
@@ -121,34 +209,28 @@ class CommandWorker:
             decision,
             delivery=delivery,
             queue=queue,
-            publisher=self._publisher,
+            outcomes=self._outcomes,
             answer=answer,
             attempt=attempt,
             retry_headers=headers,
         )
 
-    async def _answer(self, envelope: CommandEnvelope, triggered: Triggered) -> None:
+    async def _follow(
+        self,
+        envelope: CommandEnvelope,
+        connection: ConnectionBase,
+        vendor_ref: dict[str, str],
+        status: str | None,
+    ) -> None:
+        """Publish `accepted` and the first poll request, together."""
         trace = Trace(envelope.traceparent, envelope.tracestate)
-        base = EventData(
+        accepted = EventData(
             command_id=envelope.id,
             command_type=envelope.type,
             connection=envelope.connection,
-            vendor_ref=dict(triggered.vendor_ref),
-            status=triggered.status,
+            vendor_ref=vendor_ref,
+            status=status,
         )
-        if triggered.report is not None:
-            kind, error = terminal_event(triggered.report)
-            data = base.model_validate(
-                {
-                    **base.model_dump(),
-                    "status": triggered.report.status,
-                    "result": dict(triggered.report.result),
-                    "error": error,
-                }
-            )
-            await self._publisher.event(kind, data, trace=trace)
-            return
-        connection = self._registry.connection(envelope.type, envelope.connection)
         now = time.time()
         deadline = now + connection.poll.max_duration
         if envelope.deadline is not None:
@@ -157,15 +239,15 @@ class CommandWorker:
             command_id=envelope.id,
             command_type=envelope.type,
             connection=envelope.connection,
-            vendor_ref=dict(triggered.vendor_ref),
+            vendor_ref=vendor_ref,
             started_at=now,
             deadline=deadline,
-            status=triggered.status,
+            status=status,
             traceparent=envelope.traceparent,
             tracestate=envelope.tracestate,
         )
         await asyncio.gather(
-            self._publisher.event(EventKind.ACCEPTED, base, trace=trace),
+            self._publisher.event(EventKind.ACCEPTED, accepted, trace=trace),
             self._publisher.delayed(
                 POLL_QUEUE,
                 request.model_dump_json().encode(),

@@ -61,6 +61,8 @@ async def run_demo(
     sims = Simulators(SimulatorConfig())
     async with serve(sims) as server:
         _point_connections_at(settings, server.base_url)
+        if memory:
+            settings.idempotency.store = "memory"
         broker = make_broker(settings, memory=memory)
         app = Flowgate(settings, broker)
         started = time.monotonic()

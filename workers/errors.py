@@ -82,7 +82,10 @@ class VendorFailed(VendorError):
 class VendorUnavailable(VendorError):
     """A passing condition (429, 502, 503, timeout, connection error): worth retrying later.
 
-    `retry_after` is the vendor's `Retry-After` in seconds when it sent one.
+    `retry_after` is the vendor's `Retry-After` in seconds when it sent one. `maybe_sent` is
+    true when the vendor may have acted on the request anyway (a read timeout, a dropped
+    connection after sending, 502/504): for a trigger that must never run twice, that is an
+    unknown outcome, not a safe retry.
     """
 
     kind = "exhausted"
@@ -95,9 +98,11 @@ class VendorUnavailable(VendorError):
         vendor_code: str | None = None,
         status: str | None = None,
         retry_after: float | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message, http_status=http_status, vendor_code=vendor_code, status=status)
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class UnknownOutcome(FlowgateError):

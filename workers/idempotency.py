@@ -44,6 +44,9 @@ class IdempotencyStore(Protocol):
         self, command_id: str, *, owner: str, lease: float, force: bool = False
     ) -> Claim: ...
 
+    async def release(self, command_id: str, *, owner: str) -> None:
+        """Drop our claim: the trigger certainly did not happen (refused, never sent)."""
+
     async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None: ...
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +100,11 @@ class MemoryStore:
         self._entries[command_id] = entry
         return Claim("new")
 
+    async def release(self, command_id: str, *, owner: str) -> None:
+        entry = self._entry(command_id)
+        if entry is not None and entry.owner == owner and entry.vendor_ref is None:
+            entry.claimed, entry.owner, entry.lease_until = False, None, 0.0
+
     async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
         entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
         entry.vendor_ref, entry.lease_until = dict(vendor_ref), 0.0
@@ -139,6 +147,17 @@ return {'new', '', '', 0}
 """
 
 
+_RELEASE = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  if redis.call('HEXISTS', KEYS[1], 'vendor_ref') == 0 then
+    redis.call('HDEL', KEYS[1], 'claimed')
+  end
+end
+return 0
+"""
+
+
 class RedisStore:
     """The shared store. Keys: `<prefix>cmd:<id>` (hash) and `<prefix>claim:<id>` (lease)."""
 
@@ -151,6 +170,7 @@ class RedisStore:
         self._retention_ms = int(retention * 1000)
         self._prefix = prefix
         self._claim_script = self._redis.register_script(_CLAIM)
+        self._release_script = self._redis.register_script(_RELEASE)
 
     def _keys(self, command_id: str) -> tuple[str, str]:
         return f"{self._prefix}cmd:{command_id}", f"{self._prefix}claim:{command_id}"
@@ -168,6 +188,9 @@ class RedisStore:
             json.loads(outcome) if outcome else None,
             max(0.0, int(ttl) / 1000),
         )
+
+    async def release(self, command_id: str, *, owner: str) -> None:
+        await self._release_script(keys=list(self._keys(command_id)), args=[owner])
 
     async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
         key, claim_key = self._keys(command_id)

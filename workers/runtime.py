@@ -1,4 +1,5 @@
-"""What the command worker and the poller share: early arrivals, and carrying out a Decision."""
+"""What the command worker and the poller share: early arrivals, terminal outcomes recorded
+before they are published, and carrying out a Decision."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
-from contracts import EventData, EventKind
+from contracts import ErrorInfo, ErrorKind, EventData, EventKind
 from workers.broker.base import Delivery
+from workers.idempotency import IdempotencyStore
 from workers.outcome import Decision
 from workers.publisher import DUE_HEADER, Publisher, Trace
 from workers.vendors.base import StatusReport
 
-__all__ = ["Answer", "carry_out", "redelay_if_early", "terminal_event"]
+__all__ = ["Answer", "Outcomes", "carry_out", "redelay_if_early", "terminal_event"]
 
 log = logging.getLogger("flowgate")
 
@@ -26,6 +29,9 @@ async def redelay_if_early(delivery: Delivery, queue: str, publisher: Publisher)
     """Send a message that came back from a coarse delay tier round again for the rest."""
     due = delivery.headers.get(DUE_HEADER)
     if not isinstance(due, int | float):
+        return False
+    # Only flowgate's own delay ladder may postpone work: a publisher cannot park a command.
+    if not str(delivery.headers.get("x-first-death-queue", "")).startswith("flowgate.delay."):
         return False
     remaining = due / 1000 - time.time()
     if remaining <= _EARLY_TOLERANCE:
@@ -40,6 +46,26 @@ async def redelay_if_early(delivery: Delivery, queue: str, publisher: Publisher)
     )
     await delivery.ack()
     return True
+
+
+class Outcomes:
+    """Terminal events go through here: recorded first (the first one recorded wins), then
+    published, so a command can never get two different terminal events, and a re-published
+    command gets the recorded one again."""
+
+    def __init__(self, store: IdempotencyStore, publisher: Publisher) -> None:
+        self.store = store
+        self.publisher = publisher
+
+    async def finish(self, kind: EventKind, data: EventData, trace: Trace) -> None:
+        recorded = await self.store.record_outcome(
+            data.command_id, {"kind": kind.value, "data": data.model_dump(mode="json")}
+        )
+        await self.republish(recorded, trace)
+
+    async def republish(self, recorded: dict[str, Any], trace: Trace) -> None:
+        data = EventData.model_validate(recorded["data"])
+        await self.publisher.event(EventKind(recorded["kind"]), data, trace=trace)
 
 
 @dataclass(frozen=True)
@@ -59,13 +85,18 @@ async def carry_out(
     *,
     delivery: Delivery,
     queue: str,
-    publisher: Publisher,
+    outcomes: Outcomes,
     answer: Answer,
     attempt: int,
     retry_body: bytes | None = None,
     retry_headers: dict[str, object] | None = None,
 ) -> None:
-    """Retry later, or answer `failed` and dead-letter; then ack. Outputs are confirmed first."""
+    """Retry later, or answer `failed` and dead-letter; then ack. Outputs are confirmed first.
+
+    A failure is recorded as the command's outcome, except `invalid`: nothing reached the vendor,
+    so a corrected command re-published with the same id is still welcome.
+    """
+    publisher = outcomes.publisher
     if decision.retry_in is not None:
         await publisher.delayed(
             queue,
@@ -89,7 +120,10 @@ async def carry_out(
             status=answer.status,
             error=error,
         )
-        outputs.append(publisher.event(EventKind.FAILED, data, trace=answer.trace))
+        if error.kind == "invalid":
+            outputs.append(publisher.event(EventKind.FAILED, data, trace=answer.trace))
+        else:
+            outputs.append(outcomes.finish(EventKind.FAILED, data, answer.trace))
     if decision.dead_letter:
         outputs.append(
             publisher.dead_letter(
@@ -107,15 +141,13 @@ async def carry_out(
     await delivery.ack()
 
 
-def terminal_event(report: StatusReport) -> tuple[EventKind, dict[str, object] | None]:
-    """The event kind for a final report, and the error payload when it failed."""
+def terminal_event(report: StatusReport) -> tuple[EventKind, ErrorInfo | None]:
+    """The event kind for a final report, and the error when it failed."""
     if report.state == "succeeded":
         return EventKind.SUCCEEDED, None
     if report.state == "cancelled":
         return EventKind.CANCELLED, None
     message = report.message or f"the vendor reported {report.status}"
-    return EventKind.FAILED, {
-        "kind": "vendor_failed",
-        "message": message,
-        "vendor_code": report.vendor_code,
-    }
+    return EventKind.FAILED, ErrorInfo(
+        kind=ErrorKind.VENDOR_FAILED, message=message, vendor_code=report.vendor_code
+    )

@@ -28,7 +28,7 @@ from workers.vendors.pbsm.config import PbsmConnection
 from workers.vendors.robusta.config import RobustaConnection
 from workers.vendors.tmf622.config import Tmf622Connection
 
-__all__ = ["InputSettings", "Settings", "load_settings"]
+__all__ = ["IdempotencySettings", "InputSettings", "Settings", "load_settings"]
 
 
 class InputSettings(BaseModel):
@@ -36,6 +36,19 @@ class InputSettings(BaseModel):
 
     max_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_depth: int = Field(default=32, ge=2)
+
+
+class IdempotencySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    store: Literal["redis", "memory"] = Field(
+        default="redis", description="`memory` only for a single process (the embedded demo)."
+    )
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    retention: float = Field(
+        default=7 * 86400.0, gt=0, description="Seconds a command id is remembered."
+    )
+    key_prefix: str = "flowgate:"
 
 
 class Settings(BaseSettings):
@@ -52,6 +65,7 @@ class Settings(BaseSettings):
     )
     shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds to finish in-flight.")
     input: InputSettings = Field(default_factory=InputSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     log_level: str = "INFO"
 
     informatica: dict[str, InformaticaConnection] = Field(

@@ -220,7 +220,7 @@ async def test_503_twice_then_success_is_retried_once_answered(system: System) -
 
 
 async def test_retries_exhausted_is_failed_exhausted(system: System) -> None:
-    system.sims.inject(Fault(route="robusta.start", status=502))
+    system.sims.inject(Fault(route="robusta.start", status=503))
     command_id = await system.publish("start-process", {"process_name": "P"})
     terminal = await system.events.terminal(command_id)
     assert terminal["data"]["error"]["kind"] == "exhausted"
@@ -240,3 +240,23 @@ async def test_token_expired_mid_run_is_refreshed_once(system: System) -> None:
     grants = [parse_qs(e.body)["grant_type"][0] for e in system.sims.ledger.entries("pbsm.token")]
     assert grants == ["password", "refresh_token"]
     assert 401 in [e.status for e in system.sims.ledger.entries("pbsm.status")]
+
+
+async def test_ambiguous_trigger_failure_follows_the_unknown_outcome_policy(
+    system: System,
+) -> None:
+    # 502 may come after the backend acted: PBSM (policy `fail`) must not trigger again ...
+    system.sims.inject(Fault(route="pbsm.trigger", status=502, times=1))
+    batch_id = await system.publish("trigger-batch", {"batch": "B9"})
+    terminal = await system.events.terminal(batch_id)
+    assert terminal["data"]["error"]["kind"] == "unknown_outcome"
+    assert len(system.sims.ledger.entries("pbsm.trigger")) == 1
+    # ... while TMF622 (policy `retry`, deduplicated by X-Correlation-ID) simply retries.
+    system.sims.inject(Fault(route="tmf622.patch", status=502, times=1))
+    paylink_id = await system.publish(
+        "add-paylink", {"business_id": "PR", "order_id": "O9", "payment_link": "p"}
+    )
+    terminal = await system.events.terminal(paylink_id)
+    assert terminal["type"] == "flowgate.add-paylink.succeeded"
+    patches = system.sims.ledger.entries("tmf622.patch")
+    assert [p.headers["x-correlation-id"] for p in patches] == [paylink_id, paylink_id]

@@ -16,9 +16,9 @@ from workers.broker.base import Delivery
 from workers.errors import FlowgateError
 from workers.outcome import Decision, decide
 from workers.poller.request import PollRequest, next_poll_delay
-from workers.publisher import Publisher, Trace
+from workers.publisher import Trace
 from workers.registry import Registry
-from workers.runtime import Answer, carry_out, redelay_if_early, terminal_event
+from workers.runtime import Answer, Outcomes, carry_out, redelay_if_early, terminal_event
 from workers.topology import POLL_QUEUE
 
 __all__ = ["Poller"]
@@ -27,9 +27,10 @@ log = logging.getLogger("flowgate.poller")
 
 
 class Poller:
-    def __init__(self, registry: Registry, publisher: Publisher) -> None:
+    def __init__(self, registry: Registry, outcomes: Outcomes) -> None:
         self._registry = registry
-        self._publisher = publisher
+        self._outcomes = outcomes
+        self._publisher = outcomes.publisher
 
     async def handle(self, delivery: Delivery) -> None:
         if await redelay_if_early(delivery, POLL_QUEUE, self._publisher):
@@ -56,6 +57,13 @@ class Poller:
             vendor_ref=request.vendor_ref,
             status=request.status,
         )
+        recorded = await self._outcomes.store.outcome(request.command_id)
+        if recorded is not None:
+            # Another poll chain for the same run (after a redelivery) already finished it:
+            # repeat its event (same id) in case that chain died before publishing, and stop.
+            await self._outcomes.republish(recorded, trace)
+            await delivery.ack()
+            return
         if time.time() >= request.deadline:
             await self._give_up(delivery, request, answer)
             return
@@ -71,7 +79,7 @@ class Poller:
                 decision,
                 delivery=delivery,
                 queue=POLL_QUEUE,
-                publisher=self._publisher,
+                outcomes=self._outcomes,
                 answer=answer,
                 attempt=request.errors + 1,
                 retry_body=retry.model_dump_json().encode(),
@@ -88,8 +96,7 @@ class Poller:
         )
         if report.state != "running":
             kind, error = terminal_event(report)
-            data = base.model_validate({**base.model_dump(), "error": error})
-            await self._publisher.event(kind, data, trace=trace)
+            await self._outcomes.finish(kind, base.model_copy(update={"error": error}), trace)
             await delivery.ack()
             return
         if report.status != request.status:
@@ -131,7 +138,7 @@ class Poller:
             Decision(error),
             delivery=delivery,
             queue=POLL_QUEUE,
-            publisher=self._publisher,
+            outcomes=self._outcomes,
             answer=answer,
             attempt=request.polls,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -70,3 +70,14 @@ class ConnectionBase(BaseModel):
     max_connections: int = Field(default=256, ge=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     poll: PollPolicy = Field(default_factory=PollPolicy)
+    unknown_outcome: Literal["retry", "fail"] = Field(
+        default="fail",
+        description="When a trigger may or may not have reached the vendor (a crash before its "
+        "answer was recorded, a read timeout, 502/504): `fail` answers failed(unknown_outcome) "
+        "and never risks a second run; `retry` calls again, for vendors that deduplicate.",
+    )
+
+    @property
+    def trigger_lease(self) -> float:
+        """How long a claim protects a trigger in flight: longer than any one call can take."""
+        return self.timeout * 2 + 5.0

@@ -49,6 +49,8 @@ def error_for(
             http_status=response.status_code,
             vendor_code=vendor_code,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
+            # A gateway error may come after the backend acted; 429 and 503 are refusals.
+            maybe_sent=response.status_code in (502, 504),
         )
     return VendorRejected(text, http_status=response.status_code, vendor_code=vendor_code)
 
@@ -57,10 +59,17 @@ async def call(client: httpx.AsyncClient, request: httpx.Request, *, what: str) 
     """Send `request`; transport errors and timeouts become `VendorUnavailable`."""
     try:
         response = await client.send(request)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing reached the vendor: always safe to retry.
+        raise VendorUnavailable(f"{what}: could not connect ({type(exc).__name__})") from None
     except httpx.TimeoutException as exc:
-        raise VendorUnavailable(f"{what}: timed out ({type(exc).__name__})") from None
+        raise VendorUnavailable(
+            f"{what}: timed out ({type(exc).__name__})", maybe_sent=True
+        ) from None
     except httpx.TransportError as exc:
-        raise VendorUnavailable(f"{what}: connection failed ({type(exc).__name__})") from None
+        raise VendorUnavailable(
+            f"{what}: connection failed ({type(exc).__name__})", maybe_sent=True
+        ) from None
     return response
 
 

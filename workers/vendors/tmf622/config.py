@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from workers.vendors._connection import ConnectionBase
@@ -17,3 +19,6 @@ class Tmf622Connection(ConnectionBase):
         description="The seed's rule says PayLink, its example Paylink; the rule is the default.",
     )
     channel_name: str = "B2BSoft"
+    # The PATCH carries X-Correlation-ID = the command id on every try, so the vendor can
+    # deduplicate, and adding the same link twice is harmless: retrying is the safe default.
+    unknown_outcome: Literal["retry", "fail"] = "retry"

@@ -1,0 +1,468 @@
+"""`flowgate dlq`: look into, replay and purge the dead-letter queue `flowgate.dead-letters`.
+
+Dead letters come from two places. flowgate gives up on a message (`Publisher.dead_letter`):
+a byte-for-byte copy with `x-flowgate-*` headers saying why, how often it was tried and which
+queue it came from. RabbitMQ dead-letters a message itself (a quorum queue's
+`x-delivery-limit` exceeded, or a reject): `x-death` / `x-first-death-*` headers instead.
+`DeadLetter.from_delivery` reads either into one shape.
+
+Nothing here loses or reorders a dead letter it does not mean to touch: messages are taken with
+basic.get and held unacked, then given back in the order they were taken (RabbitMQ returns
+them to the head of the queue); a replayed one is acked only once its re-publish is confirmed.
+If the process dies half-way, RabbitMQ gives every unacked message back by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from contracts import COMMAND_TYPES
+from contracts.envelope import TYPE_PREFIX
+from workers.broker.base import Delivery, HeaderValue, OutgoingMessage, PublishNotConfirmed
+from workers.publisher import (
+    ATTEMPTS_HEADER,
+    DEAD_AT_HEADER,
+    ERROR_KIND_HEADER,
+    REASON_HEADER,
+    SOURCE_QUEUE_HEADER,
+)
+from workers.settings import Settings
+from workers.topology import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, POLL_QUEUE
+
+if TYPE_CHECKING:
+    from workers.broker.amqp import AmqpBroker
+
+__all__ = ["DeadLetter", "add_parser", "run"]
+
+_COMMAND_QUEUE_PREFIX = "flowgate.cmd."
+# Headers a replay carries over from the dead letter; everything else (x-flowgate-*, x-death,
+# x-first-death-*, x-delivery-count, the retry ladder's x-flowgate-attempt/-due) is dropped.
+_KEPT_HEADERS = ("traceparent", "tracestate")
+_KEPT_PREFIX = "ce-"
+_REASON_WIDTH = 60
+_PROGRESS_EVERY = 10
+_SETTLE_SECONDS = 5.0
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    return text or None
+
+
+def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The oldest `x-death` entry RabbitMQ added (it prepends; the first death is last)."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list | tuple) and deaths and isinstance(deaths[-1], Mapping):
+        return deaths[-1]
+    return {}
+
+
+def _body_json(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message of `flowgate.dead-letters`, whoever dead-lettered it.
+
+    `command_id` / `command_type` are None when the message does not say (a malformed body);
+    `error_kind` is flowgate's error kind, or RabbitMQ's reason (`delivery_limit`, `rejected`,
+    `expired`) for a message RabbitMQ dead-lettered; `attempts` is None when unknown.
+    """
+
+    command_id: str | None
+    command_type: str | None
+    error_kind: str
+    attempts: int | None
+    dead_at: str | None
+    source_queue: str | None
+    reason: str
+    by_rabbitmq: bool
+    body: bytes = field(repr=False)
+    content_type: str | None
+    headers: Mapping[str, Any] = field(repr=False)
+    message_id: str | None
+    routing_key: str
+
+    @classmethod
+    def from_delivery(cls, delivery: Delivery) -> DeadLetter:
+        headers = dict(delivery.headers)
+        body = _body_json(delivery.body)
+        death = _first_death(headers)
+        by_rabbitmq = ERROR_KIND_HEADER not in headers and (
+            bool(death) or "x-first-death-reason" in headers
+        )
+        source_queue = _text(
+            headers.get(SOURCE_QUEUE_HEADER)
+            or headers.get("x-first-death-queue")
+            or death.get("queue")
+        )
+        command_id = _text(headers.get("ce-id")) or _text(body.get("id"))
+        ce_type = _text(headers.get("ce-type")) or _text(body.get("type"))
+        command_type: str | None = None
+        if ce_type is not None and ce_type.startswith(TYPE_PREFIX):
+            command_type = ce_type[len(TYPE_PREFIX) :]
+        if source_queue == POLL_QUEUE:
+            # A poll request is not a CloudEvent: it names its command in its own fields.
+            command_id = command_id or _text(body.get("command_id"))
+            command_type = _text(body.get("command_type")) or command_type
+        if command_type is None and source_queue and source_queue.startswith(_COMMAND_QUEUE_PREFIX):
+            command_type = source_queue[len(_COMMAND_QUEUE_PREFIX) :]
+        if by_rabbitmq:
+            rabbit_reason = _text(headers.get("x-first-death-reason") or death.get("reason"))
+            error_kind = rabbit_reason or "unknown"
+            reason = f"dead-lettered by RabbitMQ ({error_kind}) from {source_queue or '?'}"
+            dead_at = _text(death.get("time"))
+        else:
+            error_kind = _text(headers.get(ERROR_KIND_HEADER)) or "unknown"
+            reason = _text(headers.get(REASON_HEADER)) or ""
+            dead_at = _text(headers.get(DEAD_AT_HEADER))
+        attempts_value = headers.get(ATTEMPTS_HEADER)
+        attempts = int(attempts_value) if isinstance(attempts_value, int | str) else None
+        return cls(
+            command_id=command_id,
+            command_type=command_type,
+            error_kind=error_kind,
+            attempts=attempts,
+            dead_at=dead_at,
+            source_queue=source_queue,
+            reason=reason,
+            by_rabbitmq=by_rabbitmq,
+            body=delivery.body,
+            content_type=delivery.content_type,
+            headers=headers,
+            message_id=delivery.message_id,
+            routing_key=delivery.routing_key,
+        )
+
+    def replay_target(self) -> tuple[str, str]:
+        """(exchange, routing key) to re-publish to; ValueError saying why when there is none."""
+        if self.source_queue == POLL_QUEUE:
+            return "", POLL_QUEUE
+        if self.command_type is None:
+            raise ValueError("its command type cannot be read (no CloudEvents type, no source)")
+        if self.command_type not in COMMAND_TYPES:
+            raise ValueError(f"command type {self.command_type!r} is not one flowgate handles")
+        return COMMANDS_EXCHANGE, self.command_type
+
+    def replay_message(self) -> OutgoingMessage:
+        """The original message: same body, content type, message id, ce-* and trace headers."""
+        headers: dict[str, HeaderValue] = {
+            k: v
+            for k, v in self.headers.items()
+            if (k.startswith(_KEPT_PREFIX) or k in _KEPT_HEADERS)
+            and isinstance(v, str | int | float | bool)
+        }
+        return OutgoingMessage(
+            body=self.body,
+            content_type=self.content_type,
+            headers=headers,
+            message_id=self.message_id,
+        )
+
+    def summary(self) -> str:
+        reason = " ".join(self.reason.split())
+        if len(reason) > _REASON_WIDTH:
+            reason = reason[: _REASON_WIDTH - 1] + "…"
+        attempts = "-" if self.attempts is None else str(self.attempts)
+        return "  ".join(
+            [
+                self.command_id or "<no id>",
+                self.command_type or "<no type>",
+                self.error_kind,
+                f"attempts={attempts}",
+                self.dead_at or "-",
+                self.source_queue or "-",
+                reason,
+            ]
+        )
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add `dlq` and its sub-commands to the `flowgate` parser's subparsers."""
+    dlq = subparsers.add_parser(
+        "dlq",
+        help="list, show, replay or purge dead letters",
+        description=(
+            f"Inspect and act on the dead-letter queue {DEAD_LETTER_QUEUE}. Listing and showing "
+            "never remove or reorder anything: messages are taken and given back."
+        ),
+    )
+    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+
+    listing = actions.add_parser(
+        "list",
+        help="one line per dead letter: id, type, kind, attempts, when, queue, reason",
+        description="One line per dead letter, oldest first, then how many there are.",
+    )
+    listing.add_argument(
+        "--limit", type=_positive, default=100, help="show at most this many (default 100)"
+    )
+
+    show = actions.add_parser(
+        "show",
+        help="headers and body of the dead letter(s) with a command id",
+        description="Print the headers and the pretty-printed body of each dead letter with ID.",
+    )
+    show.add_argument("id", metavar="ID", help="command id (as `flowgate dlq list` prints it)")
+
+    replay = actions.add_parser(
+        "replay",
+        help="re-publish dead letters as they were first sent, then drop them",
+        description=(
+            "Re-publish each selected dead letter's original body, content type and ce-*/trace "
+            f"headers to {COMMANDS_EXCHANGE} (routing key = its command type; poll requests go "
+            f"back to {POLL_QUEUE}), keeping its command id. A dead letter is removed only once "
+            "its re-publish is confirmed; the others stay, in order. Select with IDs, --kind, "
+            "or --all."
+        ),
+    )
+    replay.add_argument("ids", nargs="*", metavar="ID", help="command ids to replay")
+    replay.add_argument("--all", action="store_true", help="replay every dead letter")
+    replay.add_argument(
+        "--kind",
+        help="only dead letters of this error kind (e.g. rejected, or RabbitMQ's delivery_limit)",
+    )
+
+    purge = actions.add_parser(
+        "purge",
+        help="drop every dead letter (needs --yes)",
+        description="Drop every dead letter. Without --yes, only says how many would go.",
+    )
+    purge.add_argument("--yes", action="store_true", help="really drop them")
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+async def run(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run `flowgate dlq <action>`; the exit status (0 ok, 1 refused or failed, 2 bad usage)."""
+    import aiormq.exceptions
+
+    from workers.broker.amqp import AmqpBroker
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    action: str = args.dlq_command
+    if action == "replay":
+        problem = _replay_usage_problem(args)
+        if problem:
+            print(f"flowgate dlq replay: {problem}", file=err)
+            return 2
+    broker = AmqpBroker(settings.amqp_url.get_secret_value())
+    await broker.connect()
+    try:
+        try:
+            length = await broker.queue_length(DEAD_LETTER_QUEUE)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            print(
+                f"flowgate dlq {action}: queue {DEAD_LETTER_QUEUE} does not exist on this "
+                "RabbitMQ vhost; run `flowgate declare` (or check --amqp-url)",
+                file=err,
+            )
+            return 1
+        if action == "list":
+            return await _list(broker, length, args.limit, out)
+        if action == "show":
+            return await _show(broker, length, args.id, out, err)
+        if action == "replay":
+            return await _replay(broker, length, args, out, err)
+        if action == "purge":
+            return await _purge(broker, length, args.yes, out, err)
+        raise AssertionError(action)
+    finally:
+        await broker.close()
+
+
+def _replay_usage_problem(args: argparse.Namespace) -> str | None:
+    if args.all and args.ids:
+        return "give command ids or --all, not both"
+    if not (args.all or args.ids or args.kind):
+        return "say what to replay: command ids, --kind KIND, or --all (see `flowgate dlq list`)"
+    return None
+
+
+async def _take(broker: AmqpBroker, count: int) -> list[Delivery]:
+    """Up to `count` messages from the head of the DLQ, held unacked, in queue order.
+
+    Bounded by the length seen at the start, so a message that dies again while we work (it
+    joins the tail) is never taken twice.
+    """
+    taken: list[Delivery] = []
+    while len(taken) < count:
+        delivery = await broker.get(DEAD_LETTER_QUEUE)
+        if delivery is None:
+            break
+        taken.append(delivery)
+    return taken
+
+
+async def _give_back(broker: AmqpBroker, deliveries: Iterable[Delivery]) -> None:
+    """Requeue, in order, and return once RabbitMQ counts them as ready again.
+
+    basic.nack has no reply and a quorum queue applies returns a moment later, so without the
+    wait a `queue_length` (or a second `flowgate dlq list`) right after could miss some.
+    """
+    returned = list(deliveries)
+    if not returned:
+        return
+    ready = await broker.queue_length(DEAD_LETTER_QUEUE)
+    for delivery in returned:
+        await delivery.requeue()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_SETTLE_SECONDS):
+            while await broker.queue_length(DEAD_LETTER_QUEUE) < ready + len(returned):  # noqa: ASYNC110 (no event to wait on: poll the broker)
+                await asyncio.sleep(0.02)
+
+
+async def _list(broker: AmqpBroker, length: int, limit: int, out: TextIO) -> int:
+    taken = await _take(broker, min(length, limit))
+    try:
+        for delivery in taken:
+            print(DeadLetter.from_delivery(delivery).summary(), file=out)
+    finally:
+        await _give_back(broker, taken)
+    if length > len(taken):
+        print(f"{length} dead letters (first {len(taken)} shown; see --limit)", file=out)
+    else:
+        print(f"{length} dead letter{'' if length == 1 else 's'}", file=out)
+    return 0
+
+
+def _pretty(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False, sort_keys=False)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", errors="replace")
+
+
+async def _show(broker: AmqpBroker, length: int, command_id: str, out: TextIO, err: TextIO) -> int:
+    taken = await _take(broker, length)
+    try:
+        found = [d for d in map(DeadLetter.from_delivery, taken) if d.command_id == command_id]
+        for n, letter in enumerate(found, 1):
+            if len(found) > 1:
+                print(f"--- dead letter {n}/{len(found)}", file=out)
+            print(f"routing key: {letter.routing_key}", file=out)
+            print(f"content type: {letter.content_type}", file=out)
+            print(f"message id: {letter.message_id}", file=out)
+            print("headers:", file=out)
+            for key, value in sorted(letter.headers.items()):
+                print(f"  {key}: {json.dumps(value, default=str, ensure_ascii=False)}", file=out)
+            print("body:", file=out)
+            print(_pretty(letter.body), file=out)
+    finally:
+        await _give_back(broker, taken)
+    if not found:
+        print(
+            f"flowgate dlq show: no dead letter with command id {command_id!r} among {length}; "
+            "`flowgate dlq list` shows the ids",
+            file=err,
+        )
+        return 1
+    return 0
+
+
+def _selected(letter: DeadLetter, args: argparse.Namespace) -> bool:
+    if args.kind and letter.error_kind != args.kind:
+        return False
+    return not args.ids or letter.command_id in args.ids
+
+
+async def _replay(
+    broker: AmqpBroker, length: int, args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
+    taken = await _take(broker, length)
+    acked: set[int] = set()  # indexes into `taken`; everything else is given back, in order
+    chosen: list[tuple[int, DeadLetter, tuple[str, str]]] = []
+    seen_ids: set[str] = set()
+    failed = done = 0
+    try:
+        for index, delivery in enumerate(taken):
+            letter = DeadLetter.from_delivery(delivery)
+            if not _selected(letter, args):
+                continue
+            if letter.command_id:
+                seen_ids.add(letter.command_id)
+            try:
+                target = letter.replay_target()
+            except ValueError as exc:
+                print(f"skipped {letter.command_id or '<no id>'}: {exc}; left in the DLQ", file=err)
+                failed += 1
+                continue
+            chosen.append((index, letter, target))
+        total = len(chosen)
+        for n, (index, letter, (exchange, routing_key)) in enumerate(chosen, 1):
+            try:
+                await broker.publish(exchange, routing_key, letter.replay_message())
+            except PublishNotConfirmed as exc:
+                print(
+                    f"flowgate dlq replay: stopped: {letter.command_id} was not confirmed "
+                    f"({exc}); it and the {total - n} after it stay in the DLQ",
+                    file=err,
+                )
+                failed += total - n + 1
+                break
+            await taken[index].ack()
+            acked.add(index)
+            done += 1
+            print(
+                f"replayed {letter.command_id} ({letter.command_type}) to "
+                f"{exchange or '(default exchange)'} {routing_key}",
+                file=out,
+            )
+            if total > _PROGRESS_EVERY and (done % _PROGRESS_EVERY == 0 or done == total):
+                print(f"replayed {done}/{total}", file=out, flush=True)
+    finally:
+        await _give_back(broker, (d for i, d in enumerate(taken) if i not in acked))
+    missing = [i for i in dict.fromkeys(args.ids) if i not in seen_ids]
+    for command_id in missing:
+        print(f"flowgate dlq replay: no dead letter with command id {command_id!r}", file=err)
+    print(f"replayed {done} of {total} selected; {length - done} left in the DLQ", file=out)
+    return 1 if failed or missing else 0
+
+
+async def _purge(broker: AmqpBroker, length: int, yes: bool, out: TextIO, err: TextIO) -> int:
+    if not yes:
+        print(
+            f"flowgate dlq purge: refusing; this would drop {length} dead "
+            f"letter{'' if length == 1 else 's'} for good. Re-run with --yes to drop them "
+            "(or `flowgate dlq replay --all` to retry them)",
+            file=err,
+        )
+        return 1
+    dropped = await broker.purge(DEAD_LETTER_QUEUE)
+    print(f"purged {dropped} dead letter{'' if dropped == 1 else 's'}", file=out)
+    return 0
