@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from contracts import COMMAND_TYPES, InputLimits
-from workers.broker.base import Broker
+from workers.broker.base import Broker, Delivery, Handler
 from workers.consumer import CommandWorker
 from workers.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from workers.poller.service import Poller
@@ -83,6 +83,24 @@ class Flowgate:
         self.worker = CommandWorker(self.registry, self.outcomes, limits, owner=owner)
         self.poller = Poller(self.registry, self.outcomes)
         self._connected = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def _tracked(self, handler: Handler) -> Handler:
+        """Count deliveries in progress, so `stop` can let them finish."""
+
+        async def run(delivery: Delivery) -> None:
+            self._in_flight += 1
+            self._idle.clear()
+            try:
+                await handler(delivery)
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
+
+        return run
 
     async def connect(self) -> None:
         if not self._connected:
@@ -97,16 +115,22 @@ class Flowgate:
         prefetch = self.settings.prefetch
         for command_type in command_types:
 
-            async def on_command(delivery: object, _type: str = command_type) -> None:
-                await self.worker.handle(delivery, command_type=_type)  # type: ignore[arg-type]
+            async def on_command(delivery: Delivery, _type: str = command_type) -> None:
+                await self.worker.handle(delivery, command_type=_type)
 
-            await self.broker.consume(command_queue(command_type), on_command, prefetch=prefetch)
-        await self.broker.consume(UNROUTED_QUEUE, self.worker.handle_unrouted, prefetch=prefetch)
+            await self.broker.consume(
+                command_queue(command_type), self._tracked(on_command), prefetch=prefetch
+            )
+        await self.broker.consume(
+            UNROUTED_QUEUE, self._tracked(self.worker.handle_unrouted), prefetch=prefetch
+        )
         log.info("worker consuming %s", ", ".join(command_types))
 
     async def start_poller(self) -> None:
         await self.connect()
-        await self.broker.consume(POLL_QUEUE, self.poller.handle, prefetch=self.settings.prefetch)
+        await self.broker.consume(
+            POLL_QUEUE, self._tracked(self.poller.handle), prefetch=self.settings.prefetch
+        )
         log.info("poller consuming %s", POLL_QUEUE)
 
     async def stop(self) -> None:
@@ -116,7 +140,11 @@ class Flowgate:
             await self.store.aclose()
             return
         await self.broker.cancel_consumers()
-        await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace)
+        except TimeoutError:
+            # Unacked messages go back to their queues when the connection closes: nothing lost.
+            log.warning("stopping with %d messages still in flight", self._in_flight)
         await self.broker.close()
         await self.registry.aclose()
         await self.store.aclose()
