@@ -13,6 +13,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,12 @@ def amqp_url() -> Iterator[str]:
 
 
 def fast_settings(
-    amqp_url: str, base_url: str, *, store: str = "memory", **overrides: Any
+    amqp_url: str,
+    base_url: str,
+    *,
+    store: str = "memory",
+    connections: dict[str, dict[str, dict[str, Any]]] | None = None,
+    **overrides: Any,
 ) -> Settings:
     """Settings for tests: short polls and retries, connections on the simulators.
 
@@ -57,7 +63,12 @@ def fast_settings(
         "poll": {"first_delay": 0.25, "factor": 1.5, "max_delay": 1.0, "max_duration": 60},
         "retry": {"first_delay": 0.25, "factor": 2.0, "max_delay": 1.0, "max_attempts": 4},
     }
-    vendors = {v: {"default": dict(timing)} for v in ("informatica", "robusta", "tmf622", "pbsm")}
+    vendors: dict[str, dict[str, dict[str, Any]]] = {
+        v: {"default": dict(timing)} for v in ("informatica", "robusta", "tmf622", "pbsm")
+    }
+    for vendor, named in (connections or {}).items():
+        for name, fields in named.items():
+            vendors[vendor][name] = {**timing, **vendors[vendor].get(name, {}), **fields}
     idempotency = {"store": store, "key_prefix": f"flowgate-test:{uuid.uuid4().hex[:8]}:"}
     return Settings(
         amqp_url=amqp_url, prefetch=64, idempotency=idempotency, **{**vendors, **overrides}
@@ -148,11 +159,10 @@ async def _purge_all(broker: AmqpBroker) -> None:
         await broker.purge(queue.name)
 
 
-@pytest.fixture
-async def system(amqp_url: str, sims: RunningSimulators) -> AsyncIterator[System]:
-    """flowgate's worker and poller in this process, on RabbitMQ, against the simulators."""
-    settings = fast_settings(amqp_url, sims.base_url, store="redis")
-    broker = AmqpBroker(amqp_url)
+@asynccontextmanager
+async def running_system(settings: Settings, sims: Simulators) -> AsyncIterator[System]:
+    """flowgate's worker and poller in this process, on RabbitMQ, plus an event collector."""
+    broker = AmqpBroker(settings.amqp_url.get_secret_value())
     app = Flowgate(settings, broker)
     await app.connect()
     await _purge_all(broker)
@@ -168,6 +178,14 @@ async def system(amqp_url: str, sims: RunningSimulators) -> AsyncIterator[System
     await app.start_worker(["add-paylink", "run-partner", "start-process", "trigger-batch"])
     await app.start_poller()
     try:
-        yield System(app, broker, sims.sims, events, settings)
+        yield System(app, broker, sims, events, settings)
     finally:
         await app.stop()
+
+
+@pytest.fixture
+async def system(amqp_url: str, sims: RunningSimulators) -> AsyncIterator[System]:
+    """flowgate's worker and poller in this process, on RabbitMQ, against the simulators."""
+    settings = fast_settings(amqp_url, sims.base_url, store="redis")
+    async with running_system(settings, sims.sims) as running:
+        yield running

@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--data", required=True, help="command data as JSON")
     publish.add_argument("--id", dest="command_id", help="command id (default: a new UUID)")
     publish.add_argument("--connection", help="named vendor connection")
+    from workers import dlq
+
+    dlq.add_parser(sub)
     return parser
 
 
@@ -102,6 +105,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from workers.demo import run_demo
 
         return await run_demo(settings, memory=args.amqp_url is None, wait=args.timeout)
+    if args.command == "dlq":
+        from workers import dlq
+
+        return await dlq.run(args, settings)
     app = Flowgate(settings, make_broker(settings))
     if args.command == "declare":
         await app.connect()

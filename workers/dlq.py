@@ -6,10 +6,16 @@ queue it came from. RabbitMQ dead-letters a message itself (a quorum queue's
 `x-delivery-limit` exceeded, or a reject): `x-death` / `x-first-death-*` headers instead.
 `DeadLetter.from_delivery` reads either into one shape.
 
-Nothing here loses or reorders a dead letter it does not mean to touch: messages are taken with
-basic.get and held unacked, then given back in the order they were taken (RabbitMQ returns
-them to the head of the queue); a replayed one is acked only once its re-publish is confirmed.
+Nothing here loses or reorders a dead letter it does not mean to touch: every message in the
+queue (as many as it held at the start) is taken with basic.get and held unacked, then all are
+given back in the order they were taken. A quorum queue (RabbitMQ 3.10) puts a requeued message
+at its tail, so only a full turn leaves the order as it was; one that dies while we work lands
+ahead of the ones given back. A replayed one is acked only once its re-publish is confirmed.
 If the process dies half-way, RabbitMQ gives every unacked message back by itself.
+
+Replaying keeps the command id. A `failed` outcome recorded in the idempotency store would be
+repeated to it, so replay first asks the store to forget it (`forget_outcome`), and skips (and
+keeps) a dead letter whose command is recorded as `succeeded` or `cancelled`.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from workers.topology import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, POLL_QUEUE
 
 if TYPE_CHECKING:
     from workers.broker.amqp import AmqpBroker
+    from workers.idempotency import IdempotencyStore
 
 __all__ = ["DeadLetter", "add_parser", "run"]
 
@@ -298,7 +305,7 @@ async def run(
         if action == "show":
             return await _show(broker, length, args.id, out, err)
         if action == "replay":
-            return await _replay(broker, length, args, out, err)
+            return await _replay(broker, length, args, settings, out, err)
         if action == "purge":
             return await _purge(broker, length, args.yes, out, err)
         raise AssertionError(action)
@@ -341,23 +348,28 @@ async def _give_back(broker: AmqpBroker, deliveries: Iterable[Delivery]) -> None
     ready = await broker.queue_length(DEAD_LETTER_QUEUE)
     for delivery in returned:
         await delivery.requeue()
+    expected = ready + len(returned)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(_SETTLE_SECONDS):
-            while await broker.queue_length(DEAD_LETTER_QUEUE) < ready + len(returned):  # noqa: ASYNC110 (no event to wait on: poll the broker)
+            # No event to wait on: RabbitMQ only tells by being asked.
+            while await broker.queue_length(DEAD_LETTER_QUEUE) < expected:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
 
 
 async def _list(broker: AmqpBroker, length: int, limit: int, out: TextIO) -> int:
-    taken = await _take(broker, min(length, limit))
+    # Everything is taken, not just `limit`: RabbitMQ 3.10 quorum queues requeue at the tail,
+    # so giving back only the head would rotate the queue. A full turn leaves it as it was.
+    taken = await _take(broker, length)
     try:
-        for delivery in taken:
+        for delivery in taken[:limit]:
             print(DeadLetter.from_delivery(delivery).summary(), file=out)
     finally:
         await _give_back(broker, taken)
-    if length > len(taken):
-        print(f"{length} dead letters (first {len(taken)} shown; see --limit)", file=out)
+    shown = min(len(taken), limit)
+    if len(taken) > shown:
+        print(f"{len(taken)} dead letters (first {shown} shown; see --limit)", file=out)
     else:
-        print(f"{length} dead letter{'' if length == 1 else 's'}", file=out)
+        print(f"{len(taken)} dead letter{'' if len(taken) == 1 else 's'}", file=out)
     return 0
 
 
@@ -401,8 +413,56 @@ def _selected(letter: DeadLetter, args: argparse.Namespace) -> bool:
     return not args.ids or letter.command_id in args.ids
 
 
+def _open_store(settings: Settings) -> IdempotencyStore | None:
+    """The shared idempotency store; None for `memory` (it lives in each worker process)."""
+    if settings.idempotency.store == "memory":
+        return None
+    from workers.app import make_store
+
+    return make_store(settings)
+
+
+async def _clear_for_replay(store: IdempotencyStore | None, letter: DeadLetter) -> str | None:
+    """Make sure a replay is not answered from the idempotency store; why not, if it cannot.
+
+    A recorded `failed` outcome would only be repeated to a replay with the same id, so it is
+    dropped first (the store's `forget_outcome`); a `succeeded` or `cancelled` one stands.
+    """
+    if store is None or letter.command_id is None:
+        return None
+    recorded = await store.outcome(letter.command_id)
+    if recorded is None:
+        return None
+    kind = recorded.get("kind")
+    if kind != "failed":
+        return f"it already ended {kind} (recorded in the idempotency store)"
+    await store.forget_outcome(letter.command_id)
+    return None
+
+
 async def _replay(
-    broker: AmqpBroker, length: int, args: argparse.Namespace, out: TextIO, err: TextIO
+    broker: AmqpBroker,
+    length: int,
+    args: argparse.Namespace,
+    settings: Settings,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    store = _open_store(settings)
+    try:
+        return await _replay_with(broker, store, length, args, out, err)
+    finally:
+        if store is not None:
+            await store.aclose()
+
+
+async def _replay_with(
+    broker: AmqpBroker,
+    store: IdempotencyStore | None,
+    length: int,
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
     taken = await _take(broker, length)
     acked: set[int] = set()  # indexes into `taken`; everything else is given back, in order
@@ -425,6 +485,11 @@ async def _replay(
             chosen.append((index, letter, target))
         total = len(chosen)
         for n, (index, letter, (exchange, routing_key)) in enumerate(chosen, 1):
+            why_not = await _clear_for_replay(store, letter)
+            if why_not is not None:
+                print(f"skipped {letter.command_id}: {why_not}; left in the DLQ", file=err)
+                failed += 1
+                continue
             try:
                 await broker.publish(exchange, routing_key, letter.replay_message())
             except PublishNotConfirmed as exc:

@@ -54,6 +54,9 @@ class IdempotencyStore(Protocol):
 
     async def outcome(self, command_id: str) -> dict[str, Any] | None: ...
 
+    async def forget_outcome(self, command_id: str) -> None:
+        """Drop a recorded failure so a replayed dead letter runs again (`flowgate dlq replay`)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -120,6 +123,11 @@ class MemoryStore:
     async def outcome(self, command_id: str) -> dict[str, Any] | None:
         entry = self._entry(command_id)
         return None if entry is None else entry.outcome
+
+    async def forget_outcome(self, command_id: str) -> None:
+        entry = self._entry(command_id)
+        if entry is not None:
+            entry.outcome = None
 
     async def aclose(self) -> None:
         self._entries.clear()
@@ -214,6 +222,10 @@ class RedisStore:
         key, _ = self._keys(command_id)
         stored = await self._redis.hget(key, "outcome")
         return None if stored is None else dict(json.loads(stored))
+
+    async def forget_outcome(self, command_id: str) -> None:
+        key, _ = self._keys(command_id)
+        await self._redis.hdel(key, "outcome")
 
     async def aclose(self) -> None:
         await self._redis.aclose()
