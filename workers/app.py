@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import uuid
 from collections.abc import Callable, Iterable
 
@@ -35,7 +36,13 @@ def make_broker(settings: Settings, *, memory: bool = False) -> Broker:
         return MemoryBroker()
     from workers.broker.amqp import AmqpBroker
 
-    return AmqpBroker(settings.amqp_url.get_secret_value())
+    url = settings.amqp_url.get_secret_value()
+    context = None
+    if url.startswith("amqps://"):
+        # Verification stays on: a CA file adds trust, it never switches checks off.
+        cafile = str(settings.amqp_ca_file) if settings.amqp_ca_file else None
+        context = ssl.create_default_context(cafile=cafile)
+    return AmqpBroker(url, ssl_context=context)
 
 
 def make_store(settings: Settings) -> IdempotencyStore:

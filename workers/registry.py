@@ -7,6 +7,7 @@ per message is the classic way to lose both speed and TLS sessions.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Literal
 
@@ -35,14 +36,18 @@ def make_http_client(
         max_keepalive_connections=connection.max_connections,
     )
     timeout = httpx.Timeout(connection.timeout)
+    verify: ssl.SSLContext | bool = connection.verify is not False
+    if isinstance(connection.verify, str):
+        # A CA bundle adds trust for this connection; verification itself stays on.
+        verify = ssl.create_default_context(cafile=connection.verify)
     if transport == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
         return httpx.AsyncClient(
-            transport=AiohttpTransport(verify=connection.verify, limits=limits),
+            transport=AiohttpTransport(verify=verify, limits=limits),
             timeout=timeout,
         )
-    return httpx.AsyncClient(verify=connection.verify, limits=limits, timeout=timeout)
+    return httpx.AsyncClient(verify=verify, limits=limits, timeout=timeout)
 
 
 def _build(vendor: str, http: httpx.AsyncClient, connection: ConnectionBase) -> VendorAdapter:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     amqp_url_file: Path | None = None
+    amqp_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle for amqps:// (certificates are always verified; default: the "
+        "system's CAs).",
+    )
     prefetch: int = Field(default=256, ge=1, description="Unacked messages per consumer.")
     delivery_limit: int = Field(default=5, ge=1, description="Quorum x-delivery-limit.")
     http_transport: Literal["aiohttp", "httpx"] = Field(

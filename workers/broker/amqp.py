@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -84,7 +85,14 @@ class _AmqpDelivery:
 class AmqpBroker:
     """RabbitMQ broker; see the module docstring for the channel layout."""
 
-    def __init__(self, url: str, *, publish_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        publish_timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._ssl_context = ssl_context
         self._url = url
         self._publish_timeout = publish_timeout
         self._connection: Any = None
@@ -93,7 +101,12 @@ class AmqpBroker:
         self._reopened = asyncio.Event()
 
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url)
+        if self._ssl_context is not None:
+            self._connection = await aio_pika.connect_robust(
+                self._url, ssl_context=self._ssl_context
+            )
+        else:
+            self._connection = await aio_pika.connect_robust(self._url)
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._channel.reopen_callbacks.add(lambda *_: self._reopened.set())
 
