@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole system once, embedded, and show events")
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    demo.add_argument(
+        "--broker",
+        choices=["memory", "rabbitmq"],
+        default=None,
+        help="in-memory (default) or RabbitMQ at the configured amqp_url; --amqp-url implies "
+        "rabbitmq",
+    )
 
     worker = sub.add_parser("worker", help="consume commands and call the vendors")
     worker.add_argument(
@@ -104,7 +111,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         from workers.demo import run_demo
 
-        return await run_demo(settings, memory=args.amqp_url is None, wait=args.timeout)
+        broker = args.broker or ("rabbitmq" if args.amqp_url else "memory")
+        return await run_demo(settings, memory=broker == "memory", wait=args.timeout)
     if args.command == "dlq":
         from workers import dlq
 
