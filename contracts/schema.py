@@ -1,4 +1,5 @@
-"""Generate the JSON Schema files in `contracts/schemas/` from the models, or check for drift.
+"""Generate the JSON Schema files and the AsyncAPI 3.0 document in `contracts/schemas/` from
+the models, or check for drift.
 
 python -m contracts.schema          write the files
 python -m contracts.schema --check  exit 1 when a file differs from what the models give
@@ -31,10 +32,78 @@ def _schema(model: Any, name: str) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
+def _asyncapi() -> str:
+    """An AsyncAPI 3.0 document: one channel per command type, one per event routing key."""
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    schemas: dict[str, Any] = {"EventData": {"$ref": "event.json"}}
+    for command_type in sorted(COMMAND_TYPES):
+        name = command_type.replace("-", "_")
+        messages[f"{name}_command"] = {
+            "name": f"flowgate.{command_type}",
+            "contentType": "application/cloudevents+json",
+            "summary": (COMMAND_TYPES[command_type].__doc__ or "").strip().splitlines()[0],
+            "payload": {"$ref": f"command.{command_type}.json"},
+        }
+        channels[f"{name}_commands"] = {
+            "address": command_type,
+            "description": f"Exchange flowgate.commands, routing key {command_type}.",
+            "messages": {"command": {"$ref": f"#/components/messages/{name}_command"}},
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {"name": "flowgate.commands", "type": "topic"},
+                }
+            },
+        }
+        operations[f"send_{name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{name}_commands"},
+        }
+        channels[f"{name}_events"] = {
+            "address": f"{command_type}.{{kind}}",
+            "description": f"Exchange flowgate.events: events answering {command_type}.",
+            "parameters": {
+                "kind": {"enum": ["accepted", "progress", "succeeded", "failed", "cancelled"]}
+            },
+            "messages": {"event": {"$ref": "#/components/messages/event"}},
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {"name": "flowgate.events", "type": "topic"},
+                }
+            },
+        }
+        operations[f"receive_{name}_events"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{name}_events"},
+        }
+    messages["event"] = {
+        "name": "flowgate event",
+        "contentType": "application/cloudevents+json",
+        "payload": {"$ref": "event.json"},
+    }
+    document = {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "flowgate",
+            "version": "1.0.0",
+            "description": "Commands in, vendor runs followed to the end, events out.",
+        },
+        "defaultContentType": "application/cloudevents+json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
 def render_all() -> dict[str, str]:
-    """File name → content, for every command's data and for event data."""
+    """File name → content, for every command's data, event data and the AsyncAPI document."""
     files = {f"command.{t}.json": _schema(m, f"command.{t}.json") for t, m in COMMAND_TYPES.items()}
     files["event.json"] = _schema(EventData, "event.json")
+    files["asyncapi.json"] = _asyncapi()
     return files
 
 
