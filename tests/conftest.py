@@ -160,12 +160,15 @@ async def _purge_all(broker: AmqpBroker) -> None:
 
 
 @asynccontextmanager
-async def running_system(settings: Settings, sims: Simulators) -> AsyncIterator[System]:
+async def running_system(
+    settings: Settings, sims: Simulators, *, purge: bool = True
+) -> AsyncIterator[System]:
     """flowgate's worker and poller in this process, on RabbitMQ, plus an event collector."""
     broker = AmqpBroker(settings.amqp_url.get_secret_value())
     app = Flowgate(settings, broker)
     await app.connect()
-    await _purge_all(broker)
+    if purge:
+        await _purge_all(broker)
     events = Events()
     watch = f"test.events.{uuid.uuid4().hex[:8]}"
     await broker.declare(

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from contracts import COMMAND_TYPES, InputLimits
-from workers.broker.base import Broker, Delivery, Handler
+from workers.broker.base import Broker, Delivery, Handler, PublishNotConfirmed
 from workers.consumer import CommandWorker
-from workers.idempotency import IdempotencyStore, MemoryStore, RedisStore
+from workers.idempotency import IdempotencyStore, MemoryStore, RedisStore, StoreUnavailable
 from workers.poller.service import Poller
 from workers.publisher import Publisher
 from workers.registry import Registry
-from workers.runtime import Outcomes
+from workers.runtime import Outcomes, park
 from workers.settings import Settings
 from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, build_topology, command_queue
 from workers.vendors._connection import ConnectionBase
@@ -94,14 +94,19 @@ class Flowgate:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _tracked(self, handler: Handler) -> Handler:
-        """Count deliveries in progress, so `stop` can let them finish."""
+    def _tracked(self, queue: str, handler: Handler) -> Handler:
+        """Count deliveries in progress (so `stop` can let them finish), and park a message
+        when Redis or a publish confirm is unavailable instead of burning its delivery limit."""
 
         async def run(delivery: Delivery) -> None:
             self._in_flight += 1
             self._idle.clear()
             try:
                 await handler(delivery)
+            except (StoreUnavailable, PublishNotConfirmed) as exc:
+                if delivery.settled:
+                    raise
+                await park(delivery, queue, self.publisher, exc)
             finally:
                 self._in_flight -= 1
                 if self._in_flight == 0:
@@ -126,17 +131,23 @@ class Flowgate:
                 await self.worker.handle(delivery, command_type=_type)
 
             await self.broker.consume(
-                command_queue(command_type), self._tracked(on_command), prefetch=prefetch
+                command_queue(command_type),
+                self._tracked(command_queue(command_type), on_command),
+                prefetch=prefetch,
             )
         await self.broker.consume(
-            UNROUTED_QUEUE, self._tracked(self.worker.handle_unrouted), prefetch=prefetch
+            UNROUTED_QUEUE,
+            self._tracked(UNROUTED_QUEUE, self.worker.handle_unrouted),
+            prefetch=prefetch,
         )
         log.info("worker consuming %s", ", ".join(command_types))
 
     async def start_poller(self) -> None:
         await self.connect()
         await self.broker.consume(
-            POLL_QUEUE, self._tracked(self.poller.handle), prefetch=self.settings.prefetch
+            POLL_QUEUE,
+            self._tracked(POLL_QUEUE, self.poller.handle),
+            prefetch=self.settings.prefetch,
         )
         log.info("poller consuming %s", POLL_QUEUE)
 

@@ -17,12 +17,19 @@ Entries expire after the configured retention.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Claim", "IdempotencyStore", "MemoryStore", "RedisStore"]
+__all__ = ["Claim", "IdempotencyStore", "MemoryStore", "RedisStore", "StoreUnavailable"]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached: the message is parked and tried again, never given up."""
+
 
 ClaimState = Literal["new", "busy", "unknown", "triggered", "finished"]
 
@@ -180,12 +187,25 @@ class RedisStore:
         self._claim_script = self._redis.register_script(_CLAIM)
         self._release_script = self._redis.register_script(_RELEASE)
 
+    @contextlib.asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        from redis.exceptions import RedisError
+
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
+
     def _keys(self, command_id: str) -> tuple[str, str]:
         return f"{self._prefix}cmd:{command_id}", f"{self._prefix}claim:{command_id}"
 
     async def claim(
         self, command_id: str, *, owner: str, lease: float, force: bool = False
     ) -> Claim:
+        async with self._guard():
+            return await self._claim(command_id, owner=owner, lease=lease, force=force)
+
+    async def _claim(self, command_id: str, *, owner: str, lease: float, force: bool) -> Claim:
         state, ref, outcome, ttl = await self._claim_script(
             keys=list(self._keys(command_id)),
             args=[owner, int(lease * 1000), self._retention_ms, "1" if force else "0"],
@@ -198,11 +218,12 @@ class RedisStore:
         )
 
     async def release(self, command_id: str, *, owner: str) -> None:
-        await self._release_script(keys=list(self._keys(command_id)), args=[owner])
+        async with self._guard():
+            await self._release_script(keys=list(self._keys(command_id)), args=[owner])
 
     async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
         key, claim_key = self._keys(command_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, "vendor_ref", json.dumps(vendor_ref, sort_keys=True))
             pipe.pexpire(key, self._retention_ms)
             pipe.delete(claim_key)
@@ -210,7 +231,7 @@ class RedisStore:
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         key, _ = self._keys(command_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "outcome", json.dumps(outcome, sort_keys=True))
             pipe.pexpire(key, self._retention_ms)
             pipe.hget(key, "outcome")
@@ -220,12 +241,14 @@ class RedisStore:
 
     async def outcome(self, command_id: str) -> dict[str, Any] | None:
         key, _ = self._keys(command_id)
-        stored = await self._redis.hget(key, "outcome")
+        async with self._guard():
+            stored = await self._redis.hget(key, "outcome")
         return None if stored is None else dict(json.loads(stored))
 
     async def forget_outcome(self, command_id: str) -> None:
         key, _ = self._keys(command_id)
-        await self._redis.hdel(key, "outcome")
+        async with self._guard():
+            await self._redis.hdel(key, "outcome")
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -17,7 +17,9 @@ from workers.outcome import Decision
 from workers.publisher import DUE_HEADER, Publisher, Trace
 from workers.vendors.base import StatusReport
 
-__all__ = ["Answer", "Outcomes", "carry_out", "redelay_if_early", "terminal_event"]
+__all__ = ["Answer", "Outcomes", "carry_out", "park", "redelay_if_early", "terminal_event"]
+
+PARKED_HEADER = "x-flowgate-parked"
 
 log = logging.getLogger("flowgate")
 
@@ -66,6 +68,33 @@ class Outcomes:
     async def republish(self, recorded: dict[str, Any], trace: Trace) -> None:
         data = EventData.model_validate(recorded["data"])
         await self.publisher.event(EventKind(recorded["kind"]), data, trace=trace)
+
+
+async def park(delivery: Delivery, queue: str, publisher: Publisher, exc: Exception) -> None:
+    """Send a message round the delay ladder because a dependency is down, then ack it.
+
+    Requeueing would spin through the quorum queue's delivery limit in seconds and dead-letter
+    good work during a short Redis outage; parking waits 1, 2, 4 … 60 s between tries, as long
+    as the outage lasts. If even this publish fails, the error propagates and the broker gets
+    the message back.
+    """
+    parked = delivery.headers.get(PARKED_HEADER, 0)
+    count = parked if isinstance(parked, int) else 0
+    delay = float(min(2 ** min(count, 6), 60))
+    log.warning(
+        "dependency unavailable (%s); retrying a message of %s in %.0f s", exc, queue, delay
+    )
+    headers = dict(delivery.headers)
+    headers[PARKED_HEADER] = count + 1
+    await publisher.delayed(
+        queue,
+        delivery.body,
+        delay=delay,
+        content_type=delivery.content_type,
+        headers=headers,
+        message_id=delivery.message_id,
+    )
+    await delivery.ack()
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,10 @@ class Delivery(Protocol):
     # Times this message was delivered before (quorum queues' `x-delivery-count`), 0 if unknown.
     delivery_count: int
 
+    @property
+    def settled(self) -> bool:
+        """True once ack, requeue or reject was awaited."""
+
     async def ack(self) -> None: ...
 
     async def requeue(self) -> None:
