@@ -7,15 +7,24 @@ Messages carry the method, path and status, never headers or bodies we sent (the
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import time
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from workers.errors import VendorRejected, VendorUnavailable
 
-__all__ = ["RETRIABLE_STATUSES", "call", "error_for", "json_or_none", "parse_retry_after"]
+__all__ = [
+    "RETRIABLE_STATUSES",
+    "basic_auth",
+    "call",
+    "error_for",
+    "json_or_none",
+    "parse_retry_after",
+]
 
 RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -71,6 +80,12 @@ async def call(client: httpx.AsyncClient, request: httpx.Request, *, what: str) 
             f"{what}: connection failed ({type(exc).__name__})", maybe_sent=True
         ) from None
     return response
+
+
+def basic_auth(username: str, password: SecretStr) -> str:
+    """An `Authorization: Basic` value; built per request so the secret is never stored."""
+    pair = f"{username}:{password.get_secret_value()}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 def json_or_none(response: httpx.Response) -> Any:

@@ -15,7 +15,6 @@ Error messages carry the call, the HTTP status and the vendor's error text, neve
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +22,7 @@ import httpx
 from pydantic import ValidationError
 
 from workers.errors import VendorRejected
-from workers.vendors._http import call, error_for, json_or_none
+from workers.vendors._http import basic_auth, call, error_for, json_or_none
 from workers.vendors.informatica.config import InformaticaConnection
 from workers.vendors.informatica.models import (
     EventStatus,
@@ -90,7 +89,10 @@ class InformaticaClient:
         self, method: str, path: str, *, what: str, body: dict[str, Any] | None = None
     ) -> httpx.Response:
         connection = self._connection
-        headers = {"Authorization": _basic(connection), "Accept": "application/json"}
+        headers = {
+            "Authorization": basic_auth(connection.username, connection.password),
+            "Accept": "application/json",
+        }
         if body is not None:
             headers["Content-Type"] = "application/json"
         request = self._http.build_request(
@@ -105,11 +107,6 @@ class InformaticaClient:
             code, message = _vendor_error(response)
             raise error_for(response, what=what, vendor_code=code, message=message)
         return response
-
-
-def _basic(connection: InformaticaConnection) -> str:
-    pair = f"{connection.username}:{connection.password.get_secret_value()}"
-    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:

@@ -13,7 +13,6 @@ or reprs.
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from workers.errors import VendorRejected, VendorUnavailable
-from workers.vendors._http import call, error_for, json_or_none, parse_retry_after
+from workers.vendors._http import basic_auth, call, error_for, json_or_none, parse_retry_after
 from workers.vendors.pbsm.config import PbsmConnection
 from workers.vendors.pbsm.models import TokenAnswer
 
@@ -111,9 +110,6 @@ class TokenManager:
 
     async def _request(self, fields: dict[str, str | SecretStr]) -> TokenAnswer:
         connection = self._connection
-        credentials = (
-            f"{connection.client_id}:{connection.client_secret.get_secret_value()}".encode()
-        )
         form = [
             (name, value.get_secret_value() if isinstance(value, SecretStr) else value)
             for name, value in fields.items()
@@ -122,7 +118,7 @@ class TokenManager:
             "POST",
             connection.token_endpoint,
             headers={
-                "Authorization": f"Basic {base64.b64encode(credentials).decode('ascii')}",
+                "Authorization": basic_auth(connection.client_id, connection.client_secret),
                 "Content-Type": FORM_CONTENT_TYPE,
             },
             # Spaces become '+', as in the seed's `__myscopes__+offline_access`; ':' stays as is.

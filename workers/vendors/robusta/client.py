@@ -15,7 +15,6 @@ Error messages carry the call, the HTTP status and the vendor's error text, neve
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +22,7 @@ import httpx
 from pydantic import ValidationError
 
 from workers.errors import VendorRejected
-from workers.vendors._http import call, error_for, json_or_none
+from workers.vendors._http import basic_auth, call, error_for, json_or_none
 from workers.vendors.robusta.config import RobustaConnection
 from workers.vendors.robusta.models import (
     ProcessStatusResponse,
@@ -88,7 +87,10 @@ class RobustaClient:
         self, method: str, path: str, *, what: str, body: dict[str, Any] | None = None
     ) -> httpx.Response:
         connection = self._connection
-        headers = {"Authorization": _basic(connection), "Accept": "application/json"}
+        headers = {
+            "Authorization": basic_auth(connection.username, connection.password),
+            "Accept": "application/json",
+        }
         if body is not None:
             headers["Content-Type"] = "application/json"
         request = self._http.build_request(
@@ -102,11 +104,6 @@ class RobustaClient:
         if not response.is_success:
             raise error_for(response, what=what, message=_vendor_message(response))
         return response
-
-
-def _basic(connection: RobustaConnection) -> str:
-    pair = f"{connection.username}:{connection.password.get_secret_value()}"
-    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 def _vendor_message(response: httpx.Response) -> str:
