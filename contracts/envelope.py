@@ -90,17 +90,41 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def _peek_id(body: bytes, headers: Mapping[str, str]) -> str | None:
-    """Best effort: the command id from a `ce-id` header or a structured body, else None."""
-    if headers.get("ce-id"):
-        return headers["ce-id"]
+def _peek(
+    body: bytes, headers: Mapping[str, str], structured: bool
+) -> tuple[str | None, bool, bool]:
+    """(an id to answer to, whether the id is where the mode puts it, whether specversion is).
+
+    The answer id falls back to a `ce-id` header in structured mode, so a sender who mixed the
+    modes up still hears back; the message is refused all the same.
+    """
+    header_id = headers.get("ce-id") or None
+    if not structured:
+        if header_id is None:
+            # Likely a structured event sent with the wrong content type: answer its id.
+            return _body_id(body), False, False
+        return header_id, True, bool(headers.get("ce-specversion"))
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        raise ContractError("body is nested too deeply", command_id=header_id) from None
+    except ValueError as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise ContractError(f"body is not valid JSON ({reason})", command_id=header_id) from None
+    if not isinstance(parsed, dict):
+        raise ContractError("a structured-mode command must be a JSON object", command_id=header_id)
+    found = parsed.get("id")
+    body_id = str(found) if isinstance(found, str) and found else None
+    return body_id or header_id, body_id is not None, bool(parsed.get("specversion"))
+
+
+def _body_id(body: bytes) -> str | None:
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         return None
-    if isinstance(parsed, dict) and isinstance(parsed.get("id"), str) and parsed["id"]:
-        return str(parsed["id"])
-    return None
+    found = parsed.get("id") if isinstance(parsed, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def _summarise(error: ValidationError) -> str:
@@ -136,7 +160,22 @@ def decode_command(
             f"message is {len(body)} bytes, over the {limits.max_bytes}-byte limit",
             command_id=text_headers.get("ce-id"),
         )
-    command_id = _peek_id(body, text_headers)
+    structured = (content_type or "").lower().startswith("application/cloudevents")
+    command_id, has_id, has_specversion = _peek(body, text_headers, structured)
+    # The SDK invents an id (and a specversion) when they are missing; an invented id would
+    # differ on every redelivery and defeat idempotency, so both must really be there.
+    if not has_id:
+        raise ContractError(
+            "missing id: structured mode needs an `id` attribute, binary mode a `ce-id` header",
+            command_id=command_id,
+        )
+    if not has_specversion:
+        raise ContractError(
+            "missing specversion (structured mode needs content type "
+            "application/cloudevents+json and a `specversion` attribute; binary mode a "
+            "`ce-specversion` header)",
+            command_id=command_id,
+        )
     message = rabbitmq.RabbitMQMessage(
         headers={k: v for k, v in text_headers.items() if k.startswith("ce-")},
         content_type=content_type,

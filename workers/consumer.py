@@ -263,7 +263,7 @@ def _attempt(delivery: Delivery) -> int:
     value = delivery.headers.get(ATTEMPT_HEADER, 1)
     try:
         return max(1, int(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 1
 
 

@@ -3,10 +3,9 @@ before they are published, and carrying out a Decision."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from workers.broker.base import Delivery
 from workers.idempotency import IdempotencyStore
 from workers.outcome import Decision
 from workers.publisher import DUE_HEADER, Publisher, Trace
+from workers.topology import RETRY_EXCHANGE
 from workers.vendors.base import StatusReport
 
 __all__ = ["Answer", "Outcomes", "carry_out", "park", "redelay_if_early", "terminal_event"]
@@ -25,17 +25,20 @@ log = logging.getLogger("flowgate")
 
 # A message back from the delay ladder this close to its due time is processed, not re-sent.
 _EARLY_TOLERANCE = 0.05
+# No delay flowgate schedules is longer (Retry-After is capped at an hour by default).
+_MAX_DELAY = 2 * 86400.0
 
 
 async def redelay_if_early(delivery: Delivery, queue: str, publisher: Publisher) -> bool:
     """Send a message that came back from a coarse delay tier round again for the rest."""
     due = delivery.headers.get(DUE_HEADER)
-    if not isinstance(due, int | float):
+    # Only flowgate's own delay ladder may postpone work: a publisher cannot park a command
+    # by setting the header itself, and a nonsense value is ignored rather than obeyed.
+    if delivery.exchange != RETRY_EXCHANGE or not isinstance(due, int | float):
         return False
-    # Only flowgate's own delay ladder may postpone work: a publisher cannot park a command.
-    if not str(delivery.headers.get("x-first-death-queue", "")).startswith("flowgate.delay."):
+    if not math.isfinite(due):
         return False
-    remaining = due / 1000 - time.time()
+    remaining = min(due / 1000 - time.time(), _MAX_DELAY)
     if remaining <= _EARLY_TOLERANCE:
         return False
     await publisher.delayed(
@@ -139,7 +142,12 @@ async def carry_out(
         return
     error = decision.error
     assert error is not None
-    outputs: list[Awaitable[None]] = []
+    if decision.dead_letter:
+        # Before the outcome is recorded: once it is, a redelivery only repeats the event, and
+        # a dead letter lost in a crash here would never be written.
+        await publisher.dead_letter(
+            delivery, queue=queue, reason=error.message, error_kind=error.kind, attempts=attempt
+        )
     if answer.command_id is not None:
         data = EventData(
             command_id=answer.command_id,
@@ -150,16 +158,9 @@ async def carry_out(
             error=error,
         )
         if error.kind == "invalid":
-            outputs.append(publisher.event(EventKind.FAILED, data, trace=answer.trace))
+            await publisher.event(EventKind.FAILED, data, trace=answer.trace)
         else:
-            outputs.append(outcomes.finish(EventKind.FAILED, data, answer.trace))
-    if decision.dead_letter:
-        outputs.append(
-            publisher.dead_letter(
-                delivery, queue=queue, reason=error.message, error_kind=error.kind, attempts=attempt
-            )
-        )
-    await asyncio.gather(*outputs)
+            await outcomes.finish(EventKind.FAILED, data, answer.trace)
     log.warning(
         "failed %s %s: %s (%s)",
         answer.command_type or "message",

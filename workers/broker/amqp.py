@@ -220,7 +220,10 @@ class AmqpBroker:
                     "handler failed for %s on %s; requeueing", delivery.routing_key, queue
                 )
                 if not delivery.settled:
-                    await message.nack(requeue=True)
+                    try:
+                        await message.nack(requeue=True)
+                    except Exception:  # channel gone with the connection: RabbitMQ requeues
+                        log.debug("could not nack on a closed channel", exc_info=True)
 
         tag = await source.consume(on_message, no_ack=False)
         self._consumers.append((channel, source, tag))

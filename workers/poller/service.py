@@ -20,6 +20,7 @@ from workers.publisher import Trace
 from workers.registry import Registry
 from workers.runtime import Answer, Outcomes, carry_out, redelay_if_early, terminal_event
 from workers.topology import POLL_QUEUE
+from workers.vendors._connection import RetryPolicy
 
 __all__ = ["Poller"]
 
@@ -72,7 +73,7 @@ class Poller:
             adapter = self._registry.adapter(request.command_type, request.connection)
             report = await adapter.status(request.vendor_ref, cursor=request.cursor)
         except FlowgateError as exc:
-            policy = self._registry.connection(request.command_type, request.connection).retry
+            policy = self._status_retry(request)
             decision = decide(exc, attempt=request.errors + 1, policy=policy)
             retry = request.model_copy(update={"errors": request.errors + 1})
             await carry_out(
@@ -126,6 +127,10 @@ class Poller:
             message_id=f"poll:{request.command_id}:{following.polls}",
         )
         await delivery.ack()
+
+    def _status_retry(self, request: PollRequest) -> RetryPolicy:
+        connection = self._registry.connection(request.command_type, request.connection)
+        return connection.retry.model_copy(update={"max_attempts": connection.poll.max_errors})
 
     async def _give_up(self, delivery: Delivery, request: PollRequest, answer: Answer) -> None:
         waited = time.time() - request.started_at

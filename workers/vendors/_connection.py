@@ -42,6 +42,12 @@ class PollPolicy(BaseModel):
     max_duration: float = Field(
         default=24 * 3600.0, gt=0, description="Follow a run at most this long without a deadline."
     )
+    max_errors: int = Field(
+        default=20,
+        ge=1,
+        description="Consecutive failed status calls before `exhausted`. Status calls only "
+        "read, so they may be retried longer than triggers.",
+    )
 
 
 class ConnectionBase(BaseModel):

@@ -68,7 +68,13 @@ class TokenManager:
             # the margin (a margin larger than expires_in must not cause a renewal per caller).
             if self._access is not None and (self._generation != seen or self._is_fresh()):
                 return self._access.get_secret_value()
-            access = await self._renew()
+            try:
+                access = await self._renew()
+            except VendorUnavailable as exc:
+                # A token request never starts a batch: whatever became of it, the trigger
+                # that needed the token was not sent, so retrying it stays safe.
+                exc.maybe_sent = False
+                raise
             return access.get_secret_value()
 
     def invalidate(self, token: str) -> None:

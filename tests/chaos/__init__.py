@@ -1,0 +1,1 @@
+"""Fault-injection proof: the chaos harness (`scripts/chaos`, `python -m tests.chaos`)."""

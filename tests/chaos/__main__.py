@@ -1,0 +1,52 @@
+"""`scripts/chaos` / `python -m tests.chaos`: the chaos run; prints one summary line on stdout
+and exits 0 only when nothing was lost, no `fail`-policy command was triggered twice, no command
+got two different terminal events, and the work queues ended empty."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from tests.chaos.harness import ChaosConfig, run_chaos
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/chaos", description=__doc__)
+    parser.add_argument("--n", type=int, default=10_000, help="commands to publish (10000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pollers", type=int, default=1)
+    parser.add_argument("--kill-every", type=float, default=3.0, help="mean seconds between kills")
+    parser.add_argument("--no-broker-restart", action="store_true")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds to wait for terminal events"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=50.0, help="commands/s to publish (0: unthrottled)"
+    )
+    parser.add_argument("--prefetch", type=int, default=None, help="worker/poller prefetch")
+    parser.add_argument("--log-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    config = ChaosConfig(
+        n=args.n,
+        seed=args.seed,
+        workers=args.workers,
+        pollers=args.pollers,
+        kill_every=args.kill_every,
+        broker_restart=not args.no_broker_restart,
+        timeout=args.timeout,
+        rate=args.rate,
+        prefetch=args.prefetch,
+        log_dir=args.log_dir,
+    )
+    result = asyncio.run(run_chaos(config))
+    if not result.ok or result.wrong_outcome:
+        print(result.details(), file=sys.stderr)
+    print(result.summary(), flush=True)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
