@@ -50,7 +50,10 @@ def make_store(settings: Settings) -> IdempotencyStore:
     if config.store == "memory":
         return MemoryStore(retention=config.retention)
     return RedisStore(
-        config.redis_url.get_secret_value(), retention=config.retention, prefix=config.key_prefix
+        config.redis_url.get_secret_value(),
+        retention=config.retention,
+        prefix=config.key_prefix,
+        max_connections=config.max_connections,
     )
 
 
@@ -123,6 +126,8 @@ class Flowgate:
             self._connected = True
 
     async def start_worker(self, command_types: Iterable[str]) -> None:
+        command_types = list(command_types)
+        self.registry.warm(command_types)
         await self.connect()
         prefetch = self.settings.prefetch
         for command_type in command_types:
@@ -143,6 +148,7 @@ class Flowgate:
         log.info("worker consuming %s", ", ".join(command_types))
 
     async def start_poller(self) -> None:
+        self.registry.warm(sorted(COMMAND_TYPES))
         await self.connect()
         await self.broker.consume(
             POLL_QUEUE,

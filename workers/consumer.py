@@ -111,7 +111,7 @@ class CommandWorker:
         elif claim.state == "triggered":
             assert claim.vendor_ref is not None
             log.info("command %s was triggered before: resuming", envelope.id)
-            await self._follow(envelope, connection, claim.vendor_ref, None)
+            await self._follow(envelope, connection, claim.vendor_ref, None, resumed=True)
         elif claim.state == "busy":
             # Another process is calling the vendor for this id right now: look again later.
             await self._publisher.delayed(
@@ -221,6 +221,8 @@ class CommandWorker:
         connection: ConnectionBase,
         vendor_ref: dict[str, str],
         status: str | None,
+        *,
+        resumed: bool = False,
     ) -> None:
         """Publish `accepted` and the first poll request, together."""
         trace = Trace(envelope.traceparent, envelope.tracestate)
@@ -245,6 +247,7 @@ class CommandWorker:
             status=status,
             traceparent=envelope.traceparent,
             tracestate=envelope.tracestate,
+            resumed=resumed,
         )
         await asyncio.gather(
             self._publisher.event(EventKind.ACCEPTED, accepted, trace=trace),

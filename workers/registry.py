@@ -107,6 +107,13 @@ class Registry:
             self._adapters[key] = adapter
         return adapter
 
+    def warm(self, command_types: list[str]) -> None:
+        """Build every configured adapter now, so no message pays for creating a client
+        (TLS context setup costs ~30-200 ms) and a bad setting fails at start."""
+        for command_type in command_types:
+            for name in getattr(self._settings, VENDOR_OF[command_type]):
+                self.adapter(command_type, name)
+
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()

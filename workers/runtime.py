@@ -3,6 +3,7 @@ before they are published, and carrying out a Decision."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -14,7 +15,7 @@ from workers.broker.base import Delivery
 from workers.idempotency import IdempotencyStore
 from workers.outcome import Decision
 from workers.publisher import DUE_HEADER, Publisher, Trace
-from workers.topology import RETRY_EXCHANGE
+from workers.topology import DELAY_TIERS_MS, RETRY_EXCHANGE
 from workers.vendors.base import StatusReport
 
 __all__ = ["Answer", "Outcomes", "carry_out", "park", "redelay_if_early", "terminal_event"]
@@ -40,6 +41,11 @@ async def redelay_if_early(delivery: Delivery, queue: str, publisher: Publisher)
         return False
     remaining = min(due / 1000 - time.time(), _MAX_DELAY)
     if remaining <= _EARLY_TOLERANCE:
+        return False
+    if remaining < DELAY_TIERS_MS[0] / 1000:
+        # Less than the smallest tier is left: another hop would land up to a tier late and
+        # cost a publish, a confirm and a consume; a wait this short costs nothing.
+        await asyncio.sleep(remaining)
         return False
     await publisher.delayed(
         queue,

@@ -49,6 +49,9 @@ class IdempotencySettings(BaseModel):
         default=7 * 86400.0, gt=0, description="Seconds a command id is remembered."
     )
     key_prefix: str = "flowgate:"
+    max_connections: int = Field(
+        default=64, ge=1, description="Redis connections per process; callers wait for one."
+    )
 
 
 class Settings(BaseSettings):

@@ -28,6 +28,10 @@ class PollRequest(BaseModel):
     cursor: dict[str, Any] = Field(default_factory=dict)
     polls: int = 0
     errors: int = Field(default=0, description="Consecutive failed status calls.")
+    resumed: bool = Field(
+        default=False,
+        description="Started again after a redelivery: another chain may follow the same run.",
+    )
     traceparent: str | None = None
     tracestate: str | None = None
 

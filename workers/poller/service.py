@@ -58,7 +58,12 @@ class Poller:
             vendor_ref=request.vendor_ref,
             status=request.status,
         )
-        recorded = await self._outcomes.store.outcome(request.command_id)
+        # Only a chain started again after a redelivery can run beside another one; for the
+        # rest, recording the outcome (first one wins) is protection enough, and this read
+        # would cost a Redis round trip per poll.
+        recorded = (
+            await self._outcomes.store.outcome(request.command_id) if request.resumed else None
+        )
         if recorded is not None:
             # Another poll chain for the same run (after a redelivery) already finished it:
             # repeat its event (same id) in case that chain died before publishing, and stop.
@@ -105,8 +110,10 @@ class Poller:
                 EventKind.PROGRESS, base, trace=trace, discriminator=f"{request.polls}"
             )
         poll = connection.poll
+        # The first call came `first_delay` after the trigger; this is the delay after call
+        # number `polls + 1`, so the schedule runs 1, 1.2, 1.44 … and not 1, 1, 1.2 ….
         delay = next_poll_delay(
-            request.polls, first=poll.first_delay, factor=poll.factor, maximum=poll.max_delay
+            request.polls + 1, first=poll.first_delay, factor=poll.factor, maximum=poll.max_delay
         )
         # Never sleep past the deadline: the last look happens at it, not long after.
         delay = max(0.0, min(delay, request.deadline - time.time()))
