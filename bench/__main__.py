@@ -1,0 +1,163 @@
+"""`scripts/bench`: run every contender on each profile, print the tables, append BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from subprocess import CalledProcessError
+
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+
+from bench import polling, report
+from bench.harness import VHOST, Run, rabbitmqctl, run_contender
+from bench.polling import best_policy
+from bench.sims import Sims
+from bench.workload import PROFILES, Profile, poll_delay
+from workers.vendors._connection import PollPolicy
+
+CONTENDERS = ("limit", "flowgate", "celery-prefork", "celery-threads")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    parser.add_argument("--n", type=int, default=5000, help="commands per contender run")
+    parser.add_argument("--profile", choices=("fast", "slow", "both"), default="both")
+    parser.add_argument("--latency", type=float, help="vendor latency per call, seconds")
+    parser.add_argument("--processes", type=int, default=2, help="processes per contender")
+    parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated")
+    parser.add_argument("--celery-threads", type=int, default=64, help="threads per process")
+    parser.add_argument("--cap", type=float, default=120.0, help="max seconds per run")
+    parser.add_argument(
+        "--paced-seconds", type=float, default=30.0, help="flowgate run at half its rate (0: skip)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 commands")
+    parser.add_argument("--no-record", action="store_true", help="do not append BENCHMARKS.md")
+    return parser
+
+
+async def _profile(profile: Profile, args: argparse.Namespace, logs: Path) -> list[Run]:
+    runs: list[Run] = []
+    sims = Sims(profile, logs)
+    await sims.start({})
+
+    async def one(name: str, n: int, rate: float | None = None) -> Run:
+        for attempt in (1, 2, 3, 4):
+            try:
+                return await run_contender(
+                    name, profile, sims, n=n, processes=args.processes,
+                    threads=args.celery_threads, cap=args.cap, logs=logs, rate=rate,
+                )  # fmt: skip
+            except (
+                ConnectionError,
+                AMQPError,
+                ChannelInvalidStateError,
+                TimeoutError,
+                CalledProcessError,
+            ) as exc:
+                # e.g. someone ran `rabbitmqctl stop_app` (the e2e tests do) mid-run
+                print(f"[bench]   run broken ({exc!r}); attempt {attempt} of 4", file=sys.stderr)
+                await asyncio.sleep(10)
+        raise RuntimeError(f"{name}: four broken runs in a row")
+
+    try:
+        for name in args.only.split(","):
+            print(f"[bench] {profile.name}: {name} ...", file=sys.stderr, flush=True)
+            run = await one(name, args.n)
+            runs.append(run)
+            print(f"[bench]   {run.done}/{run.n} in {run.window:.1f} s", file=sys.stderr)
+            if name == "flowgate" and profile.name == "fast" and args.paced_seconds > 0:
+                rate = max(1.0, run.throughput / 2)
+                n = max(50, int(rate * args.paced_seconds))
+                print(f"[bench] {profile.name}: flowgate at {rate:.0f}/s ...", file=sys.stderr)
+                runs.append(await one(name, n, rate))
+    finally:
+        await sims.stop()
+    return runs
+
+
+def _notes(args: argparse.Namespace, profiles: list[Profile]) -> str:
+    schedule = ", ".join(f"{poll_delay(i):.3g}" for i in range(5))
+    lines = [f"- {p.describe()}; N = {args.n} commands published at once" for p in profiles]
+    lines += [
+        "- Commands: the four types in turn (demo sample data). Every contender follows flowgate's"
+        f" default poll schedule (waits {schedule}, ... s after the trigger and each status call).",
+        f"- Fairness: {args.processes} processes each. flowgate = {max(1, args.processes - 1)}"
+        " `flowgate worker` + 1 `flowgate poller`; limit = that many `bench.limit` loops; Celery"
+        " prefork = one worker with that many children (+ its main process); Celery threads ="
+        f" that many workers x {args.celery_threads} threads. CPU s/1k counts every process of"
+        " the contender (children included), measured from first publish to last terminal event.",
+        "- Time = publish to terminal event on `flowgate.events`. Overhead = time minus the"
+        " vendor's own time (latency x sequential calls + run + scheduled poll waits, from"
+        " `bench/workload.py:ideal`). A capped run counts unfinished commands as 'never'.",
+        "- Simulators (one process per vendor), RabbitMQ and the bench's publisher/collector"
+        " share the same cores as the contender.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    if args.quick:
+        args.n, args.cap, args.paced_seconds = 200, 60.0, 10.0
+    names = ["fast", "slow"] if args.profile == "both" else [args.profile]
+    profiles = [PROFILES[p] for p in names]
+    if args.latency is not None:
+        profiles = [Profile(p.name, args.latency, p.run_seconds) for p in profiles]
+    unknown = set(args.only.split(",")) - set(CONTENDERS)
+    if unknown:
+        print(f"scripts/bench: unknown contenders {sorted(unknown)}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    load = Path("/proc/loadavg").read_text().split()[0]
+    logs = Path(tempfile.mkdtemp(prefix="flowgate-bench-"))
+    print(f"[bench] process logs in {logs}", file=sys.stderr)
+    runs: list[Run] = []
+
+    async def every_profile() -> None:
+        main_task = asyncio.current_task()
+        assert main_task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: contenders, sims, vhost
+            asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
+        for profile in profiles:
+            runs.extend(await _profile(profile, args, logs))
+
+    try:
+        asyncio.run(every_profile())
+    except asyncio.CancelledError:
+        print("[bench] stopped", file=sys.stderr)
+        return 130
+    finally:
+        rabbitmqctl("delete_vhost", VHOST, check=False)
+    proposal = best_policy() if not polling.meets(PollPolicy()) else None
+    body = "\n\n".join(
+        [
+            report.results_table(runs),
+            _notes(args, profiles),
+            "Targets:\n\n" + report.targets_table(report.targets(runs)),
+            "Poll efficiency (simulated time, default PollPolicy vs a fixed 5 s poller):\n\n"
+            + report.poll_table(),
+            f"A policy meeting every poll target: `{proposal}`:\n\n" + report.poll_table(proposal)
+            if proposal
+            else "",
+            f"Total bench time: {time.monotonic() - started:.0f} s; 1-min load average at the start"
+            f" {load}, at the end {Path('/proc/loadavg').read_text().split()[0]}.",
+        ]
+    )
+    print(body)
+    if not args.no_record:
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        command = "scripts/bench " + shlex.join(sys.argv[1:])
+        report.record(ROOT / "BENCHMARKS.md", when, command.strip(), body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The result tables (Markdown, printed and appended to BENCHMARKS.md) and the target checks."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.harness import Run
+from bench.polling import lag_allowed, poll_rows, worst_case
+from workers.vendors._connection import PollPolicy
+
+__all__ = ["machine", "poll_table", "record", "results_table", "targets"]
+
+
+def pct(values: Sequence[float], n: int, q: float) -> float:
+    """The q-quantile over n commands; commands with no terminal event count as infinite."""
+    ordered = sorted(values) + [math.inf] * (n - len(values))
+    return ordered[max(0, math.ceil(q * n) - 1)] if ordered else math.nan
+
+
+def _s(value: float) -> str:
+    return "never" if math.isinf(value) else f"{value:.2f} s"
+
+
+def _ms(value: float) -> str:
+    return "never" if math.isinf(value) else f"{value * 1000:.0f} ms"
+
+
+def _rss(run: Run) -> str:
+    peaks: dict[str, float] = {}
+    for role, mb in run.rss:
+        peaks[role] = max(peaks.get(role, 0.0), mb)
+    return ", ".join(f"{role} {mb:.0f}" for role, mb in peaks.items())
+
+
+def results_table(runs: list[Run]) -> str:
+    head = "| profile | contender | processes | done/N | cmd/s | p50 | p99 | overhead p50 "
+    head += "| overhead p99 | vendor calls/cmd | CPU s/1k cmd | RabbitMQ CPU s/1k | peak RSS MB |"
+    lines = [head, "|" + "---|" * 13]
+    for r in runs:
+        per_k = 1000 / r.done if r.done else math.nan
+        name = r.name + (f" @ {r.rate:.0f}/s" if r.rate else "")
+        done = f"{r.done}/{r.n}" + (" (capped)" if r.capped else "")
+        calls = r.calls / r.done if r.done else math.nan
+        cpu = f"{r.cpu * per_k:.1f}"
+        if len(r.cpu_roles) > 1:
+            cpu += " (" + ", ".join(f"{k} {v * per_k:.1f}" for k, v in r.cpu_roles.items()) + ")"
+        lines.append(
+            f"| {r.profile} | {name} | {r.layout} | {done} | {r.throughput:.1f} "
+            f"| {_s(pct(r.e2e, r.n, 0.5))} | {_s(pct(r.e2e, r.n, 0.99))} "
+            f"| {_ms(pct(r.overhead, r.n, 0.5))} | {_ms(pct(r.overhead, r.n, 0.99))} "
+            f"| {calls:.2f} | {cpu} | {r.broker_cpu * per_k:.1f} | {_rss(r)} |"
+        )
+    return "\n".join(lines)
+
+
+def poll_table(policy: PollPolicy | None = None) -> str:
+    policy = policy or PollPolicy()
+    lines = [
+        "| run | flowgate calls | lag at T | worst lag T±10% | allowed (0.2 T + 1 s) "
+        "| fixed 5 s calls | fixed 5 s worst lag |",
+        "|" + "---|" * 7,
+    ]
+    for row in poll_rows(policy):
+        lines.append(
+            f"| {row.run:g} s | {row.calls} | {row.lag:.1f} s | {row.worst:.1f} s "
+            f"| {lag_allowed(row.run):.1f} s | {row.fixed_calls} | {row.fixed_worst:.1f} s |"
+        )
+    at, ratio = worst_case(policy)
+    lines.append(f"\nWorst run 1 s to 1 h: ends at {at:.0f} s, lag = {ratio:.2f} x allowed.")
+    return "\n".join(lines)
+
+
+def _find(runs: list[Run], profile: str, name: str) -> Run | None:
+    return next((r for r in runs if r.profile == profile and r.name == name and not r.rate), None)
+
+
+def targets(runs: list[Run]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for every target the runs can answer."""
+    out: list[tuple[str, str, bool]] = []
+    for profile in ("fast", "slow"):
+        flowgate = _find(runs, profile, "flowgate")
+        if flowgate is None:
+            continue
+        wanted = [("limit", 0.8, "≥ 0.8 x limit")]
+        if profile == "slow":
+            wanted += [("celery-prefork", 50.0, "≥ 50 x Celery prefork")]
+            wanted += [("celery-threads", 5.0, "≥ 5 x Celery threads")]
+        for name, factor, text in wanted:
+            other = _find(runs, profile, name)
+            if other is not None and other.throughput > 0:
+                ratio = flowgate.throughput / other.throughput
+                measured = f"{flowgate.throughput:.1f} / {other.throughput:.1f} = {ratio:.2f} x"
+                if other.capped:
+                    measured += f" ({name} capped: {other.done}/{other.n} done)"
+                out.append((f"{profile}: flowgate throughput {text}", measured, ratio >= factor))
+    rows = {row.run: row for row in poll_rows()}
+    at, ratio = worst_case()
+    out.append(("poll lag ≤ 0.2 T + 1 s, T = 1 s … 1 h", f"worst {ratio:.2f} x at {at:.0f} s",
+                ratio <= 1.0))  # fmt: skip
+    out.append(("≤ 15 status calls for a 1-min run", str(rows[60.0].calls), rows[60.0].calls <= 15))
+    out.append(("≤ 40 status calls for a 1-h run", str(rows[3600.0].calls), rows[3600].calls <= 40))
+    for r in runs:
+        if r.name == "flowgate" and r.rate:
+            p99 = pct(r.overhead, r.n, 0.99)
+            out.append((f"{r.profile}: overhead p99 ≤ 50 ms at {r.rate:.0f}/s (half max)",
+                        _ms(p99), p99 <= 0.05))  # fmt: skip
+    workers = [mb for r in runs if r.name == "flowgate" for role, mb in r.rss if role == "worker"]
+    if workers:
+        out.append(("peak RSS ≤ 100 MB per worker process (≥ 1,000 in flight)",
+                    f"{max(workers):.0f} MB", max(workers) <= 100))  # fmt: skip
+    return out
+
+
+def targets_table(checks: list[tuple[str, str, bool]]) -> str:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else '**NO**'} |" for t, m, ok in checks]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    kib = int(Path("/proc/meminfo").read_text().split()[1])
+    rabbit = subprocess.run(
+        ["rabbitmqctl", "-q", "version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {kib / 1024 / 1024:.1f} GiB RAM, "
+        f"Python {platform.python_version()}, RabbitMQ {rabbit or '?'}, {platform.system()}"
+    )
+
+
+def record(path: Path, when: str, command: str, body: str) -> None:
+    header = f"\n## {when}\n\nMachine: {machine()}  \nCommand: `{command}`\n\n"
+    with path.open("a") as out:
+        if path.stat().st_size == 0:
+            out.write("# Benchmarks\n\nAppended by `scripts/bench` (see `bench/`), newest last.\n")
+        out.write(header + body + "\n")
