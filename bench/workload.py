@@ -30,11 +30,10 @@ _INFA_FILES = 2  # the simulator's default file events per partner run
 
 
 def poll_delay(polls: int, policy: PollPolicy = _POLICY) -> float:
-    """Seconds to wait before the next status call, after `polls` status calls so far."""
-    if polls == 0:
-        return policy.first_delay
+    """Seconds to wait before the next status call, after `polls` status calls so far
+    (the poller's schedule: first_delay, then first_delay x factor**polls, capped)."""
     first, factor, top = policy.first_delay, policy.factor, policy.max_delay
-    return next_poll_delay(polls - 1, first=first, factor=factor, maximum=top)
+    return next_poll_delay(polls, first=first, factor=factor, maximum=top)
 
 
 @dataclass(frozen=True)
