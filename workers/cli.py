@@ -188,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         return _simulate(args)
     try:
+        if settings.event_loop == "uvloop":
+            import uvloop
+
+            return uvloop.run(_run(args, settings))
         return asyncio.run(_run(args, settings))
     except KeyboardInterrupt:
         return 130
