@@ -120,9 +120,13 @@ class Flowgate:
     async def connect(self) -> None:
         if not self._connected:
             await self.broker.connect()
-            await self.broker.declare(
-                build_topology(COMMAND_TYPES, delivery_limit=self.settings.delivery_limit)
-            )
+            try:
+                await self.broker.declare(
+                    build_topology(COMMAND_TYPES, delivery_limit=self.settings.delivery_limit)
+                )
+            except BaseException:
+                await self.broker.close()  # no reconnect loop behind a refused topology
+                raise
             self._connected = True
 
     async def start_worker(self, command_types: Iterable[str]) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import SecretStr, ValidationError
 
 from contracts import COMMAND_TYPES, encode_command
+from workers.broker.base import TopologyError
 from workers.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -195,6 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args, settings))
     except KeyboardInterrupt:
         return 130
+    except TopologyError as exc:
+        print(
+            f"flowgate {args.command}: RabbitMQ refused flowgate's topology: {exc}. A queue or "
+            "exchange of that name exists with other arguments (an older flowgate, or another "
+            "application): delete it (rabbitmqctl delete_queue NAME) once it is drained, or use "
+            "another vhost.",
+            file=sys.stderr,
+        )
+        return 1
     except (ConnectionError, OSError) as exc:
         print(
             f"flowgate {args.command}: cannot reach a service: {exc}. Is RabbitMQ running at "

@@ -80,6 +80,10 @@ def _quorum(name: str, *, delivery_limit: int, **extra: object) -> Queue:
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": DEAD_EXCHANGE,
         "x-delivery-limit": delivery_limit,
+        # A poison message past its delivery limit must reach the dead-letter queue, not vanish
+        # if that queue is briefly unavailable (RabbitMQ requires reject-publish for this).
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     }
     arguments.update(extra)
     return Queue(name, arguments=arguments)

@@ -91,6 +91,8 @@ def test_command_and_work_queues_are_quorum_with_limit_and_dlx() -> None:
         assert args["x-queue-type"] == "quorum"
         assert args["x-delivery-limit"] == 7
         assert args["x-dead-letter-exchange"] == DEAD_EXCHANGE
+        assert args["x-dead-letter-strategy"] == "at-least-once"
+        assert args["x-overflow"] == "reject-publish"
         assert QUEUES[name].durable
 
 

@@ -10,8 +10,9 @@ from workers.broker.base import (
     PublishNotConfirmed,
     Queue,
     Topology,
+    TopologyError,
 )
-from workers.broker.memory import MemoryBroker, TopologyError
+from workers.broker.memory import MemoryBroker
 
 __all__ = [
     "AmqpBroker",

@@ -26,8 +26,8 @@ from workers.broker.base import (
     OutgoingMessage,
     PublishNotConfirmed,
     Topology,
+    TopologyError,
 )
-from workers.broker.memory import TopologyError
 
 __all__ = ["AmqpBroker"]
 

@@ -21,6 +21,7 @@ __all__ = [
     "PublishNotConfirmed",
     "Queue",
     "Topology",
+    "TopologyError",
 ]
 
 HeaderValue = str | int | float | bool | None
@@ -120,6 +121,10 @@ class Broker(Protocol):
 
     async def cancel_consumers(self) -> None:
         """Stop taking new deliveries (graceful shutdown); in-flight handlers may finish."""
+
+
+class TopologyError(Exception):
+    """A declaration RabbitMQ would refuse (PRECONDITION_FAILED / NOT_FOUND)."""
 
 
 class PublishNotConfirmed(Exception):

@@ -27,6 +27,7 @@ from workers.broker.base import (
     PublishNotConfirmed,
     Queue,
     Topology,
+    TopologyError,
 )
 
 __all__ = ["MemoryBroker", "TopologyError", "topic_matches"]
@@ -34,10 +35,6 @@ __all__ = ["MemoryBroker", "TopologyError", "topic_matches"]
 log = logging.getLogger(__name__)
 
 DeathReason = Literal["rejected", "expired", "delivery_limit"]
-
-
-class TopologyError(Exception):
-    """A declaration RabbitMQ would refuse (PRECONDITION_FAILED / NOT_FOUND)."""
 
 
 def _words(key: str) -> list[str]:
