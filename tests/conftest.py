@@ -159,6 +159,20 @@ async def _purge_all(broker: AmqpBroker) -> None:
         await broker.purge(queue.name)
 
 
+async def collect_events(broker: AmqpBroker) -> Events:
+    """Every event on flowgate.events, from a private queue that lives as long as the test."""
+    events = Events()
+    watch = f"test.events.{uuid.uuid4().hex[:8]}"
+    await broker.declare(
+        Topology(
+            queues=(Queue(watch, durable=False, arguments={"x-expires": 60_000}),),
+            bindings=(Binding(EVENTS_EXCHANGE, watch, "#"),),
+        )
+    )
+    await broker.consume(watch, events.on_delivery, prefetch=256)
+    return events
+
+
 @asynccontextmanager
 async def running_system(
     settings: Settings, sims: Simulators, *, purge: bool = True
@@ -169,15 +183,7 @@ async def running_system(
     await app.connect()
     if purge:
         await _purge_all(broker)
-    events = Events()
-    watch = f"test.events.{uuid.uuid4().hex[:8]}"
-    await broker.declare(
-        Topology(
-            queues=(Queue(watch, durable=False, arguments={"x-expires": 60_000}),),
-            bindings=(Binding(EVENTS_EXCHANGE, watch, "#"),),
-        )
-    )
-    await broker.consume(watch, events.on_delivery, prefetch=256)
+    events = await collect_events(broker)
     await app.start_worker(["add-paylink", "run-partner", "start-process", "trigger-batch"])
     await app.start_poller()
     try:

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from contracts import COMMAND_TYPES, encode_command
-from tests.conftest import Events
-from workers.broker import AmqpBroker, Binding, OutgoingMessage, Queue, Topology
+from tests.conftest import Events, collect_events
+from workers.broker import AmqpBroker, OutgoingMessage
 from workers.simulators import RunningSimulators
-from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, build_topology
+from workers.topology import COMMANDS_EXCHANGE, build_topology
 
 FLOWGATE = [sys.executable, "-m", "workers.cli"]
 
@@ -63,15 +63,7 @@ async def _watch_events(amqp_url: str) -> AsyncIterator[tuple[Events, AmqpBroker
     broker = AmqpBroker(amqp_url)
     await broker.connect()
     await broker.declare(build_topology(COMMAND_TYPES))
-    events = Events()
-    watch = f"test.events.{uuid.uuid4().hex[:8]}"
-    await broker.declare(
-        Topology(
-            queues=(Queue(watch, durable=False, arguments={"x-expires": 60_000}),),
-            bindings=(Binding(EVENTS_EXCHANGE, watch, "#"),),
-        )
-    )
-    await broker.consume(watch, events.on_delivery, prefetch=256)
+    events = await collect_events(broker)
     try:
         yield events, broker
     finally:
