@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.commands import COMMAND_TYPES
-from contracts.events import EventData
+from contracts.events import EventData, EventKind
 
 __all__ = ["SCHEMA_DIR", "render_all"]
 
@@ -30,6 +30,10 @@ def _schema(model: Any, name: str) -> str:
         **schema,
     }
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _amqp_binding(exchange: str) -> dict[str, Any]:
+    return {"amqp": {"is": "routingKey", "exchange": {"name": exchange, "type": "topic"}}}
 
 
 def _asyncapi() -> str:
@@ -50,12 +54,7 @@ def _asyncapi() -> str:
             "address": command_type,
             "description": f"Exchange flowgate.commands, routing key {command_type}.",
             "messages": {"command": {"$ref": f"#/components/messages/{name}_command"}},
-            "bindings": {
-                "amqp": {
-                    "is": "routingKey",
-                    "exchange": {"name": "flowgate.commands", "type": "topic"},
-                }
-            },
+            "bindings": _amqp_binding("flowgate.commands"),
         }
         operations[f"send_{name}"] = {
             "action": "send",
@@ -64,16 +63,9 @@ def _asyncapi() -> str:
         channels[f"{name}_events"] = {
             "address": f"{command_type}.{{kind}}",
             "description": f"Exchange flowgate.events: events answering {command_type}.",
-            "parameters": {
-                "kind": {"enum": ["accepted", "progress", "succeeded", "failed", "cancelled"]}
-            },
+            "parameters": {"kind": {"enum": [kind.value for kind in EventKind]}},
             "messages": {"event": {"$ref": "#/components/messages/event"}},
-            "bindings": {
-                "amqp": {
-                    "is": "routingKey",
-                    "exchange": {"name": "flowgate.events", "type": "topic"},
-                }
-            },
+            "bindings": _amqp_binding("flowgate.events"),
         }
         operations[f"receive_{name}_events"] = {
             "action": "receive",

@@ -36,6 +36,7 @@ import httpx
 
 from contracts import COMMAND_TYPES, encode_command
 from workers.broker import AmqpBroker, Binding, Delivery, OutgoingMessage, Queue, Topology
+from workers.simulators import ROUTES
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, build_topology
 
 __all__ = ["ChaosConfig", "ChaosResult", "run_chaos"]
@@ -57,16 +58,8 @@ TRIGGER_ROUTE = {
     "robusta": "robusta.start",
     "tmf622": "tmf622.patch",
 }
-FAULT_ROUTES = (
-    "informatica.run",
-    "informatica.status",
-    "robusta.start",
-    "robusta.status",
-    "tmf622.patch",
-    "pbsm.token",
-    "pbsm.trigger",
-    "pbsm.status",
-)
+# Every route the chaos commands use; PBSM's interrupt/rerun/restart are never called.
+FAULT_ROUTES = tuple(r for r in ROUTES if r not in {"pbsm.interrupt", "pbsm.rerun", "pbsm.restart"})
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
