@@ -90,8 +90,13 @@ class Flowgate:
         self.outcomes = Outcomes(self.store, self.publisher)
         limits = InputLimits(settings.input.max_bytes, settings.input.max_depth)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.worker = CommandWorker(self.registry, self.outcomes, limits, owner=owner)
-        self.poller = Poller(self.registry, self.outcomes)
+        hold = settings.poller.hold
+        self.worker = CommandWorker(
+            self.registry, self.outcomes, limits, owner=owner, poll_hold=hold
+        )
+        self.poller = Poller(
+            self.registry, self.outcomes, hold=hold, max_held=settings.poller.max_held
+        )
         self._connected = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -157,7 +162,8 @@ class Flowgate:
         await self.broker.consume(
             POLL_QUEUE,
             self._tracked(POLL_QUEUE, self.poller.handle),
-            prefetch=self.settings.prefetch,
+            # Held runs sit in the prefetch window; the rest of it keeps new work flowing.
+            prefetch=self.settings.prefetch + self.settings.poller.max_held,
         )
         log.info("poller consuming %s", POLL_QUEUE)
 
@@ -168,6 +174,7 @@ class Flowgate:
             await self.store.aclose()
             return
         await self.broker.cancel_consumers()
+        self.poller.release()
         try:
             await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace)
         except TimeoutError:

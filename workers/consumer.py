@@ -24,11 +24,11 @@ from contracts import (
 from workers.broker.base import Delivery
 from workers.errors import FlowgateError, UnknownOutcome, VendorUnavailable
 from workers.outcome import decide
-from workers.poller.request import PollRequest
+from workers.poller.request import PollRequest, send_poll
 from workers.publisher import ATTEMPT_HEADER, Trace
 from workers.registry import Registry
 from workers.runtime import Answer, Outcomes, carry_out, redelay_if_early, terminal_event
-from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, command_queue
+from workers.topology import UNROUTED_QUEUE, command_queue
 from workers.vendors._connection import ConnectionBase, RetryPolicy
 from workers.vendors.base import Triggered
 
@@ -39,7 +39,13 @@ log = logging.getLogger("flowgate.worker")
 
 class CommandWorker:
     def __init__(
-        self, registry: Registry, outcomes: Outcomes, limits: InputLimits, *, owner: str
+        self,
+        registry: Registry,
+        outcomes: Outcomes,
+        limits: InputLimits,
+        *,
+        owner: str,
+        poll_hold: float = 0.0,
     ) -> None:
         self._registry = registry
         self._outcomes = outcomes
@@ -47,6 +53,7 @@ class CommandWorker:
         self._publisher = outcomes.publisher
         self._limits = limits
         self._owner = owner
+        self._poll_hold = poll_hold
 
     async def handle(self, delivery: Delivery, *, command_type: str) -> None:
         """Handle one delivery from `command_queue(command_type)`."""
@@ -244,6 +251,7 @@ class CommandWorker:
             vendor_ref=vendor_ref,
             started_at=now,
             deadline=deadline,
+            due_at=now + min(connection.poll.first_delay, max(0.0, deadline - now)),
             status=status,
             traceparent=envelope.traceparent,
             tracestate=envelope.tracestate,
@@ -251,14 +259,7 @@ class CommandWorker:
         )
         await asyncio.gather(
             self._publisher.event(EventKind.ACCEPTED, accepted, trace=trace),
-            self._publisher.delayed(
-                POLL_QUEUE,
-                request.model_dump_json().encode(),
-                delay=connection.poll.first_delay,
-                content_type="application/json",
-                headers={},
-                message_id=f"poll:{envelope.id}:0",
-            ),
+            send_poll(self._publisher, request, hold=self._poll_hold),
         )
 
 

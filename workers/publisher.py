@@ -19,6 +19,7 @@ from workers.topology import (
     DEAD_EXCHANGE,
     DELAY_EXCHANGE,
     EVENTS_EXCHANGE,
+    RETRY_EXCHANGE,
     delay_routing_key,
     delay_tier,
     event_routing_key,
@@ -97,6 +98,19 @@ class Publisher:
             body=body, content_type=content_type, headers=out_headers, message_id=message_id
         )
         await self._broker.publish(DELAY_EXCHANGE, delay_routing_key(tier, target_queue), message)
+
+    async def direct(
+        self,
+        target_queue: str,
+        body: bytes,
+        *,
+        content_type: str | None,
+        message_id: str | None = None,
+    ) -> None:
+        """Deliver `body` to `target_queue` now, through `flowgate.retry` (where every work
+        queue is bound) rather than the default exchange, so both brokers route it alike."""
+        message = OutgoingMessage(body=body, content_type=content_type, message_id=message_id)
+        await self._broker.publish(RETRY_EXCHANGE, delay_routing_key(0, target_queue), message)
 
     async def dead_letter(
         self,

@@ -28,7 +28,7 @@ from workers.vendors.pbsm.config import PbsmConnection
 from workers.vendors.robusta.config import RobustaConnection
 from workers.vendors.tmf622.config import Tmf622Connection
 
-__all__ = ["IdempotencySettings", "InputSettings", "Settings", "load_settings"]
+__all__ = ["IdempotencySettings", "InputSettings", "PollerSettings", "Settings", "load_settings"]
 
 
 class InputSettings(BaseModel):
@@ -36,6 +36,26 @@ class InputSettings(BaseModel):
 
     max_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_depth: int = Field(default=32, ge=2)
+
+
+class PollerSettings(BaseModel):
+    """Where a run waits between status calls: short waits in the poller, long ones in queues."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hold: float = Field(
+        default=2.0,
+        ge=0,
+        description="A status call due within this many seconds is waited for in the poller, "
+        "its poll request unacked (a crash gives it back to the queue), instead of a round "
+        "through the delay queues. 0 sends every wait through the delay queues.",
+    )
+    max_held: int = Field(
+        default=2048,
+        ge=0,
+        description="Runs one poller holds at once; past it, waits go through the delay queues. "
+        "The poll queue's prefetch is `prefetch` + this.",
+    )
 
 
 class IdempotencySettings(BaseModel):
@@ -76,6 +96,7 @@ class Settings(BaseSettings):
     )
     shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds to finish in-flight.")
     input: InputSettings = Field(default_factory=InputSettings)
+    poller: PollerSettings = Field(default_factory=PollerSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     log_level: str = "INFO"
 

@@ -72,6 +72,14 @@ class _AmqpDelivery:
     def settled(self) -> bool:
         return bool(self._message.processed)
 
+    @property
+    def lost(self) -> bool:
+        try:
+            self._message.channel  # noqa: B018 - raises once the delivering channel is closed
+        except ChannelInvalidStateError:
+            return True
+        return False
+
     async def ack(self) -> None:
         await self._message.ack()
 

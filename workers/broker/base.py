@@ -90,6 +90,11 @@ class Delivery(Protocol):
     def settled(self) -> bool:
         """True once ack, requeue or reject was awaited."""
 
+    @property
+    def lost(self) -> bool:
+        """True when the channel it came on is gone: the broker has already given it back to
+        the queue, so whoever holds it must drop it without settling it."""
+
     async def ack(self) -> None: ...
 
     async def requeue(self) -> None:

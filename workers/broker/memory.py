@@ -106,6 +106,8 @@ class _MemoryDelivery:
         self.redelivered = msg.redelivered
         self.delivery_count = msg.delivery_count
         self.settled = False
+        # In memory nothing hands a message to another consumer behind the holder's back.
+        self.lost = False
 
     def _settle(self) -> None:
         if self.settled:

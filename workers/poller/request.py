@@ -1,18 +1,22 @@
 """A pending run, as a durable message: everything the poller needs for the next status call.
 
-Nothing about a run lives in a process: the poll request goes round the delay ladder until its
-next call is due, so a poller restart or crash loses nothing.
+Nothing about a run lives only in a process. A call due soon (within `poller.hold`) goes straight
+to the poll queue and the poller waits for it with the message unacked, so a crash gives the run
+back to the queue; a call due later goes round the delay ladder.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from workers.outcome import capped_growth
+from workers.publisher import Publisher
+from workers.topology import POLL_QUEUE
 
-__all__ = ["PollRequest", "next_poll_delay"]
+__all__ = ["PollRequest", "next_poll_delay", "send_poll"]
 
 
 class PollRequest(BaseModel):
@@ -24,6 +28,9 @@ class PollRequest(BaseModel):
     vendor_ref: dict[str, str]
     started_at: float = Field(description="Epoch seconds of the trigger.")
     deadline: float = Field(description="Epoch seconds after which the run is given up.")
+    due_at: float | None = Field(
+        default=None, description="Epoch seconds of the next status call; None: on arrival."
+    )
     status: str | None = Field(default=None, description="Last vendor status seen.")
     cursor: dict[str, Any] = Field(default_factory=dict)
     polls: int = 0
@@ -35,7 +42,32 @@ class PollRequest(BaseModel):
     traceparent: str | None = None
     tracestate: str | None = None
 
+    def wait(self) -> float:
+        """Seconds until the next status call is due (0 when it is)."""
+        return 0.0 if self.due_at is None else max(0.0, self.due_at - time.time())
+
 
 def next_poll_delay(polls: int, *, first: float, factor: float, maximum: float) -> float:
     """Delay before status call number `polls + 1`: grows geometrically up to `maximum`."""
     return capped_growth(polls, first, factor, maximum)
+
+
+async def send_poll(publisher: Publisher, request: PollRequest, *, hold: float) -> None:
+    """Publish `request`: straight to the poll queue when its call is due within `hold` (the
+    poller waits out the rest), otherwise round the delay ladder."""
+    body = request.model_dump_json().encode()
+    message_id = f"poll:{request.command_id}:{request.polls}"
+    wait = request.wait()
+    if wait <= hold:
+        await publisher.direct(
+            POLL_QUEUE, body, content_type="application/json", message_id=message_id
+        )
+        return
+    await publisher.delayed(
+        POLL_QUEUE,
+        body,
+        delay=wait,
+        content_type="application/json",
+        headers={},
+        message_id=message_id,
+    )

@@ -1,11 +1,16 @@
-"""One status call per poll request, then: a terminal event, or the next poll, later.
+"""One status call per due time, then: a terminal event, the next call, or a hand-back.
 
-`progress` is published only when the vendor's status changed. Deadlines (the command's own,
-or the connection's `poll.max_duration`) end a run with `failed` kind `deadline`.
+A call due within `hold` seconds is waited for here, the poll request unacked: a crash gives it
+back to the queue, and a clean stop (`release`) hands every held run back at once. Anything the
+run announced (a `progress` event) or read (a new cursor) is checkpointed first: the next request
+is published and the current one acked, so a redelivery never replays from before it. Later
+calls go round the delay ladder. Deadlines (the command's own, or the connection's
+`poll.max_duration`) end a run with `failed` kind `deadline`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -15,27 +20,50 @@ from contracts import ErrorInfo, ErrorKind, EventData, EventKind
 from workers.broker.base import Delivery
 from workers.errors import FlowgateError
 from workers.outcome import Decision, decide
-from workers.poller.request import PollRequest, next_poll_delay
+from workers.poller.request import PollRequest, next_poll_delay, send_poll
 from workers.publisher import Trace
 from workers.registry import Registry
 from workers.runtime import Answer, Outcomes, carry_out, redelay_if_early, terminal_event
-from workers.topology import POLL_QUEUE
+from workers.topology import DELAY_TIERS_MS, POLL_QUEUE
 from workers.vendors._connection import RetryPolicy
 
 __all__ = ["Poller"]
 
 log = logging.getLogger("flowgate.poller")
 
+# A remainder under the smallest delay tier is always waited out: the ladder would land it late.
+_SUB_TIER = DELAY_TIERS_MS[0] / 1000
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
 
 class Poller:
-    def __init__(self, registry: Registry, outcomes: Outcomes) -> None:
+    def __init__(
+        self, registry: Registry, outcomes: Outcomes, *, hold: float = 0.0, max_held: int = 0
+    ) -> None:
         self._registry = registry
         self._outcomes = outcomes
         self._publisher = outcomes.publisher
+        self._hold = hold
+        self._max_held = max_held
+        self._held: set[asyncio.Future[None]] = set()
+        self._released = False
+
+    @property
+    def held(self) -> int:
+        """Runs waiting in this process for their next status call."""
+        return len(self._held)
+
+    def release(self) -> None:
+        """Stop holding (at shutdown): every waiting run is handed back to the queue now."""
+        self._released = True
+        for waiter in self._held:
+            _wake(waiter)
 
     async def handle(self, delivery: Delivery) -> None:
-        if await redelay_if_early(delivery, POLL_QUEUE, self._publisher):
-            return
         try:
             request = PollRequest.model_validate_json(delivery.body)
         except ValidationError as exc:
@@ -49,15 +77,10 @@ class Poller:
             )
             await delivery.ack()
             return
+        # Requests written before `due_at` existed rely on the ladder's due header.
+        if request.due_at is None and await redelay_if_early(delivery, POLL_QUEUE, self._publisher):
+            return
         trace = Trace(request.traceparent, request.tracestate)
-        answer = Answer(
-            request.command_id,
-            request.command_type,
-            request.connection,
-            trace,
-            vendor_ref=request.vendor_ref,
-            status=request.status,
-        )
         # Only a chain started again after a redelivery can run beside another one; for the
         # rest, recording the outcome (first one wins) is protection enough, and this read
         # would cost a Redis round trip per poll.
@@ -70,9 +93,55 @@ class Poller:
             await self._outcomes.republish(recorded, trace)
             await delivery.ack()
             return
+        while True:
+            wait = request.wait()
+            if wait > 0:
+                if not await self._wait(wait):
+                    # Due too late to hold, too many held, or stopping: round the delay
+                    # ladder (straight back to the queue would only come back here at once).
+                    await send_poll(self._publisher, request, hold=0.0)
+                    await delivery.ack()
+                    return
+                if delivery.lost:
+                    return  # its channel closed while it waited: the broker has it again
+            following = await self._poll(delivery, request, trace)
+            if following is None:
+                return
+            request = following
+
+    async def _wait(self, seconds: float) -> bool:
+        """Wait here for a call due in `seconds`; False, at once or when released, if not."""
+        if self._released or seconds > max(self._hold, _SUB_TIER):
+            return False
+        if seconds > _SUB_TIER and len(self._held) >= self._max_held:
+            return False
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _wake, waiter)
+        self._held.add(waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._held.discard(waiter)
+        return not self._released
+
+    async def _poll(
+        self, delivery: Delivery, request: PollRequest, trace: Trace
+    ) -> PollRequest | None:
+        """One status call. The next request when the run may be held on; None when this
+        delivery was settled (finished, handed on, retried or given up)."""
+        answer = Answer(
+            request.command_id,
+            request.command_type,
+            request.connection,
+            trace,
+            vendor_ref=request.vendor_ref,
+            status=request.status,
+        )
         if time.time() >= request.deadline:
             await self._give_up(delivery, request, answer)
-            return
+            return None
         try:
             connection = self._registry.connection(request.command_type, request.connection)
             adapter = self._registry.adapter(request.command_type, request.connection)
@@ -80,7 +149,8 @@ class Poller:
         except FlowgateError as exc:
             policy = self._status_retry(request)
             decision = decide(exc, attempt=request.errors + 1, policy=policy)
-            retry = request.model_copy(update={"errors": request.errors + 1})
+            due = None if decision.retry_in is None else time.time() + decision.retry_in
+            retry = request.model_copy(update={"errors": request.errors + 1, "due_at": due})
             await carry_out(
                 decision,
                 delivery=delivery,
@@ -91,7 +161,7 @@ class Poller:
                 retry_body=retry.model_dump_json().encode(),
                 retry_headers={},
             )
-            return
+            return None
         base = EventData(
             command_id=request.command_id,
             command_type=request.command_type,
@@ -104,8 +174,9 @@ class Poller:
             kind, error = terminal_event(report)
             await self._outcomes.finish(kind, base.model_copy(update={"error": error}), trace)
             await delivery.ack()
-            return
-        if report.status != request.status:
+            return None
+        changed = report.status != request.status
+        if changed:
             await self._publisher.event(
                 EventKind.PROGRESS, base, trace=trace, discriminator=f"{request.polls}"
             )
@@ -115,25 +186,25 @@ class Poller:
         delay = next_poll_delay(
             request.polls + 1, first=poll.first_delay, factor=poll.factor, maximum=poll.max_delay
         )
+        now = time.time()
         # Never sleep past the deadline: the last look happens at it, not long after.
-        delay = max(0.0, min(delay, request.deadline - time.time()))
+        delay = max(0.0, min(delay, request.deadline - now))
+        cursor = dict(report.cursor)
         following = request.model_copy(
             update={
                 "status": report.status,
-                "cursor": dict(report.cursor),
+                "cursor": cursor,
                 "polls": request.polls + 1,
                 "errors": 0,
+                "due_at": now + delay,
             }
         )
-        await self._publisher.delayed(
-            POLL_QUEUE,
-            following.model_dump_json().encode(),
-            delay=delay,
-            content_type="application/json",
-            headers={},
-            message_id=f"poll:{request.command_id}:{following.polls}",
-        )
-        await delivery.ack()
+        if changed or cursor != request.cursor or delay > self._hold:
+            # Checkpoint: a redelivery must never replay from before what was announced.
+            await send_poll(self._publisher, following, hold=self._hold)
+            await delivery.ack()
+            return None
+        return following
 
     def _status_retry(self, request: PollRequest) -> RetryPolicy:
         connection = self._registry.connection(request.command_type, request.connection)
