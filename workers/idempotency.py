@@ -17,6 +17,7 @@ Entries expire after the configured retention.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -173,6 +174,22 @@ return 0
 """
 
 
+# Scripts rather than MULTI pipelines: one command and one reply each, and much less client work.
+_RECORD_TRIGGER = """
+redis.call('HSET', KEYS[1], 'vendor_ref', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+return 0
+"""
+
+
+_RECORD_OUTCOME = """
+redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('HGET', KEYS[1], 'outcome')
+"""
+
+
 class RedisStore:
     """The shared store. Keys: `<prefix>cmd:<id>` (hash) and `<prefix>claim:<id>` (lease)."""
 
@@ -186,26 +203,38 @@ class RedisStore:
     ) -> None:
         import redis.asyncio as redis
 
-        # A blocking pool: under load callers wait for a connection. redis-py's default pool
-        # raises MaxConnectionsError at 100 instead, which parked good work (found by
-        # scripts/bench: 1,460 of 5,000 commands came round a second time).
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=10, decode_responses=True
+        # At most `max_connections` calls at once, the rest wait here. Not redis-py's
+        # BlockingConnectionPool: its condition and timeout cost ~40 us a call (see
+        # BENCHMARKS.md); and not its plain pool alone, which raises past its size and parked
+        # good work (found by scripts/bench: 1,460 of 5,000 commands came round again).
+        self._slots = asyncio.Semaphore(max_connections)
+        pool = redis.ConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            decode_responses=True,
+            # A hung Redis must surface as StoreUnavailable (the message is parked), not hang.
+            socket_timeout=10.0,
+            socket_connect_timeout=5.0,
         )
         self._redis = redis.Redis(connection_pool=pool)
         self._retention_ms = int(retention * 1000)
         self._prefix = prefix
         self._claim_script = self._redis.register_script(_CLAIM)
         self._release_script = self._redis.register_script(_RELEASE)
+        self._record_trigger_script = self._redis.register_script(_RECORD_TRIGGER)
+        self._record_outcome_script = self._redis.register_script(_RECORD_OUTCOME)
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
         from redis.exceptions import RedisError
 
-        try:
-            yield
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
+        async with self._slots:
+            try:
+                yield
+            except (RedisError, OSError) as exc:
+                raise StoreUnavailable(
+                    f"idempotency store unavailable: {type(exc).__name__}"
+                ) from None
 
     def _keys(self, command_id: str) -> tuple[str, str]:
         return f"{self._prefix}cmd:{command_id}", f"{self._prefix}claim:{command_id}"
@@ -233,20 +262,18 @@ class RedisStore:
             await self._release_script(keys=list(self._keys(command_id)), args=[owner])
 
     async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
-        key, claim_key = self._keys(command_id)
-        async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "vendor_ref", json.dumps(vendor_ref, sort_keys=True))
-            pipe.pexpire(key, self._retention_ms)
-            pipe.delete(claim_key)
-            await pipe.execute()
+        async with self._guard():
+            await self._record_trigger_script(
+                keys=list(self._keys(command_id)),
+                args=[json.dumps(vendor_ref, sort_keys=True), self._retention_ms],
+            )
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         key, _ = self._keys(command_id)
-        async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "outcome", json.dumps(outcome, sort_keys=True))
-            pipe.pexpire(key, self._retention_ms)
-            pipe.hget(key, "outcome")
-            _, _, stored = await pipe.execute()
+        async with self._guard():
+            stored = await self._record_outcome_script(
+                keys=[key], args=[json.dumps(outcome, sort_keys=True), self._retention_ms]
+            )
         result: dict[str, Any] = json.loads(stored)
         return result
 
