@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -18,7 +18,7 @@ from workers.settings import Settings
 from workers.vendors._connection import ConnectionBase
 from workers.vendors.base import VendorAdapter
 
-__all__ = ["VENDOR_OF", "Registry", "make_http_client"]
+__all__ = ["VENDOR_OF", "Registry", "VendorHttpClient", "make_http_client"]
 
 VENDOR_OF: dict[str, str] = {
     "add-paylink": "tmf622",
@@ -26,6 +26,25 @@ VENDOR_OF: dict[str, str] = {
     "start-process": "robusta",
     "trigger-batch": "pbsm",
 }
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class VendorHttpClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` that keeps no cookies.
+
+    Every vendor call carries its own credentials, so a cookie one answer sets must not ride
+    along on the next call. httpx has no switch for it (encode/httpx#2992), and its cookie
+    handling wraps every response in urllib request objects: ~5 % of a poller's CPU (py-spy,
+    BENCHMARKS.md).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cookies = _NoCookies()
 
 
 def make_http_client(
@@ -43,11 +62,11 @@ def make_http_client(
     if transport == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
-        return httpx.AsyncClient(
+        return VendorHttpClient(
             transport=AiohttpTransport(verify=verify, limits=limits),
             timeout=timeout,
         )
-    return httpx.AsyncClient(verify=verify, limits=limits, timeout=timeout)
+    return VendorHttpClient(verify=verify, limits=limits, timeout=timeout)
 
 
 def _build(vendor: str, http: httpx.AsyncClient, connection: ConnectionBase) -> VendorAdapter:
