@@ -144,3 +144,14 @@ def test_secrets_never_in_repr_or_str(tmp_path: Path, monkeypatch: pytest.Monkey
             assert value not in text
     assert "pbsm-secret-456" not in settings.model_dump_json()
     assert isinstance(settings.tmf622["eu"].client_secret, SecretStr)
+
+
+def test_poller_hold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().poller.hold == 2.0
+    monkeypatch.setenv("FLOWGATE_POLLER__HOLD", "0")
+    monkeypatch.setenv("FLOWGATE_POLLER__MAX_HELD", "10")
+    settings = load_settings()
+    assert (settings.poller.hold, settings.poller.max_held) == (0.0, 10)
+    monkeypatch.setenv("FLOWGATE_POLLER__HOLD", "-1")
+    with pytest.raises(ValidationError):
+        load_settings()
