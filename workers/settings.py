@@ -51,7 +51,7 @@ class PollerSettings(BaseModel):
         "through the delay queues. 0 sends every wait through the delay queues.",
     )
     max_held: int = Field(
-        default=1024,
+        default=512,
         ge=0,
         description="Runs one poller holds at once; past it, waits go through the delay queues. "
         "The poll queue's prefetch is `prefetch` + this.",
