@@ -1,0 +1,165 @@
+"""What a chaos run left behind, read back: the events, the simulators' ledger, the dead
+letters, and the tally that turns them into a `ChaosResult`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.chaos.model import (
+    FAIL_POLICY,
+    TERMINAL,
+    TRIGGER_ROUTE,
+    VENDOR_OF,
+    ChaosConfig,
+    ChaosResult,
+    Planned,
+)
+from workers.broker import AmqpBroker, Delivery
+
+
+class Collector:
+    """Every event from the durable chaos queue, deduplicated by CloudEvents id."""
+
+    def __init__(self, published: set[str]) -> None:
+        self.published = published
+        self.seen_ids: set[str] = set()
+        self.duplicates = 0
+        self.unexpected = 0
+        self.terminals: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+
+    async def on_delivery(self, delivery: Delivery) -> None:
+        try:
+            event = json.loads(delivery.body)
+            event_id = event["id"]
+            data = event["data"]
+            command_id = data["command_id"]
+            kind = event["type"].rsplit(".", 1)[-1]
+        except (ValueError, KeyError, TypeError):
+            self.unexpected += 1
+            await delivery.ack()
+            return
+        if event_id in self.seen_ids:
+            self.duplicates += 1
+        else:
+            self.seen_ids.add(event_id)
+            if command_id not in self.published:
+                self.unexpected += 1
+            elif kind in TERMINAL:
+                error = (data.get("error") or {}).get("kind")
+                self.terminals[command_id].append((kind, error))
+        await delivery.ack()
+
+
+async def count_triggers(http: httpx.AsyncClient, commands: list[Planned]) -> dict[str, int]:
+    """Per command id: vendor trigger requests the vendor acted on (status 200, or 0 = hang)."""
+    by_key = {(VENDOR_OF[c.type], c.key): c.id for c in commands}
+    counts: Counter[str] = Counter()
+    for vendor, route in TRIGGER_ROUTE.items():
+        response = await http.get("/_sim/ledger", params={"route": route}, timeout=120)
+        response.raise_for_status()
+        for entry in response.json():
+            if entry["status"] not in (200, 0):
+                continue
+            if vendor == "tmf622":
+                command_id = entry["headers"].get("x-correlation-id")
+            else:
+                body = entry.get("json") or {}
+                name = {"pbsm": "batchName", "informatica": "partnerName", "robusta": "name"}
+                command_id = by_key.get((vendor, body.get(name[vendor])))
+            if command_id is not None:
+                counts[command_id] += 1
+    return counts
+
+
+async def read_dead_letters(broker: AmqpBroker, result: ChaosResult) -> None:
+    """Classify the dead letters by flowgate's reason header (or the broker's x-death)."""
+    while True:
+        delivery = await broker.get("flowgate.dead-letters")
+        if delivery is None:
+            return
+        headers = delivery.headers
+        kind = headers.get("x-flowgate-error-kind")
+        if kind is None:
+            deaths = headers.get("x-death") or [{}]
+            kind = f"broker-{deaths[0].get('reason', 'unknown')}"
+        elif not headers.get("x-flowgate-reason"):
+            kind = f"{kind}-no-reason"
+        result.dead_letter_kinds[str(kind)] += 1
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            result.dead_lettered.add(str(json.loads(delivery.body)["id"]))
+        await delivery.ack()
+
+
+def tally(
+    cfg: ChaosConfig,
+    result: ChaosResult,
+    commands: list[Planned],
+    collector: Collector,
+    triggers: dict[str, int],
+) -> None:
+    result.duplicate_events = collector.duplicates
+    result.unexpected_events = collector.unexpected
+    for command in commands:
+        terminals = collector.terminals.get(command.id, [])
+        vendor = VENDOR_OF[command.type]
+        if not terminals:
+            result.lost.append(command.id)
+        else:
+            result.terminal += 1
+            distinct = sorted({f"{k}/{e}" if e else k for k, e in terminals})
+            if len(distinct) > 1:
+                result.conflicting[command.id] = distinct
+            kind, error = terminals[0]
+            label = f"{kind}:{error}" if error else kind
+            result.terminal_kinds[label] += 1
+            # A scripted outcome that did not come out (chaos may still turn it into
+            # unknown_outcome/exhausted; but a success would be wrong).
+            if command.expect == "invalid" and label != "failed:invalid":
+                result.wrong_outcome[command.id] = f"expected failed:invalid, got {label}"
+            if command.expect == "vendor_failed" and kind == "succeeded":
+                result.wrong_outcome[command.id] = "scripted to fail, got succeeded"
+            kept = command.id in result.dead_lettered
+            if error in ("rejected", "exhausted", "unknown_outcome") and not kept:
+                result.missing_dead_letters.append(command.id)
+            if command.expect == "any" and label == "failed:invalid":
+                result.wrong_outcome[command.id] = "a valid command was answered invalid"
+        count = triggers.get(command.id, 0)
+        if vendor in FAIL_POLICY:
+            if count > 1:
+                result.duplicate_triggers[command.id] = count
+        elif count > 1:
+            result.deduplicated_paylink_retries += count - 1
+        if command.expect == "invalid" and count:
+            result.wrong_outcome[command.id] = "an invalid command reached the vendor"
+
+
+async def dump_ledger(http: httpx.AsyncClient, path: Path) -> None:
+    """Every vendor request, compact, for after-the-fact questions (one JSON line each)."""
+    response = await http.get("/_sim/ledger", timeout=300)
+    response.raise_for_status()
+    await asyncio.to_thread(write_ledger, response.json(), path)
+
+
+def write_ledger(entries: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w") as out:
+        for e in entries:
+            body = e.get("json") if isinstance(e.get("json"), dict) else {}
+            row = {
+                "route": e["route"],
+                "path": e["path"],
+                "status": e["status"],
+                "at": round(e["at"], 3),
+                "corr": e["headers"].get("x-correlation-id"),
+                "key": body.get("batchName")
+                or body.get("partnerName")
+                or body.get("name")
+                or body.get("batchRunId"),
+            }
+            out.write(json.dumps(row) + "\n")

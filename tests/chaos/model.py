@@ -1,0 +1,193 @@
+"""What a chaos run is: its settings, the commands it plans, the verdict it reaches."""
+
+from __future__ import annotations
+
+import random
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contracts import COMMAND_TYPES
+from workers.simulators import ROUTES
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+EVENTS_QUEUE = "chaos.events"
+VENDOR_OF = {
+    "trigger-batch": "pbsm",
+    "run-partner": "informatica",
+    "start-process": "robusta",
+    "add-paylink": "tmf622",
+}
+# Connections whose policy is `unknown_outcome = fail`: a second trigger is a bug.
+FAIL_POLICY = {"pbsm", "informatica", "robusta"}
+TRIGGER_ROUTE = {
+    "pbsm": "pbsm.trigger",
+    "informatica": "informatica.run",
+    "robusta": "robusta.start",
+    "tmf622": "tmf622.patch",
+}
+# Every route the chaos commands use; PBSM's interrupt/rerun/restart are never called.
+FAULT_ROUTES = tuple(r for r in ROUTES if r not in {"pbsm.interrupt", "pbsm.rerun", "pbsm.restart"})
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@dataclass
+class ChaosConfig:
+    n: int = 2000
+    seed: int = 1
+    workers: int = 2
+    pollers: int = 1
+    kill_every: float = 3.0  # mean seconds between SIGKILLs (exponential)
+    broker_restart: bool = True
+    timeout: float = 600.0  # seconds to wait for every terminal event once publishing ended
+    rate: float = 100.0  # commands per second published (0: as fast as confirms allow)
+    concurrency: int = 50  # publishes in flight
+    run_seconds: float = 0.5  # how long a simulated vendor run takes
+    client_timeout: float = 1.0  # FLOWGATE_<VENDOR>__DEFAULT__TIMEOUT
+    slow_latency: float = 1.5  # latency of a "too slow" answer (past client_timeout)
+    p503: float = 0.10
+    p429: float = 0.05
+    retry_after: float = 0.5
+    pslow: float = 0.02
+    expire_every: float = 5.0  # mean seconds between early PBSM token expiries
+    p_vendor_fail: float = 0.03  # commands scripted to end as a failed run
+    p_invalid: float = 0.01  # commands that break a rule (failed/invalid + dead letter)
+    prefetch: int | None = None  # worker/poller prefetch; None = flowgate's default
+    drain_timeout: float = 120.0
+    log_dir: Path | None = None
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class ChaosResult:
+    published: int = 0
+    publish_retries: int = 0
+    terminal: int = 0
+    lost: list[str] = field(default_factory=list)
+    terminal_kinds: Counter[str] = field(default_factory=Counter)
+    duplicate_triggers: dict[str, int] = field(default_factory=dict)  # fail-policy cmd -> n
+    deduplicated_paylink_retries: int = 0
+    conflicting: dict[str, list[str]] = field(default_factory=dict)
+    wrong_outcome: dict[str, str] = field(default_factory=dict)
+    dead_letters: int = 0
+    dead_letter_kinds: Counter[str] = field(default_factory=Counter)
+    dead_lettered: set[str] = field(default_factory=set)  # command ids found in dead letters
+    # Commands answered failed (rejected/exhausted/unknown_outcome) with no dead letter kept.
+    missing_dead_letters: list[str] = field(default_factory=list)
+    unexpected_events: int = 0
+    duplicate_events: int = 0
+    kills: int = 0
+    broker_restarts: int = 0
+    token_expiries: int = 0
+    queues_left: dict[str, int] = field(default_factory=dict)
+    handler_errors: int = 0
+    elapsed: float = 0.0
+    log_dir: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.lost
+            and not self.duplicate_triggers
+            and not self.conflicting
+            and not self.queues_left
+        )
+
+    def summary(self) -> str:
+        kinds = ",".join(f"{k}:{v}" for k, v in sorted(self.terminal_kinds.items()))
+        dead = ",".join(f"{k}:{v}" for k, v in sorted(self.dead_letter_kinds.items()))
+        left = sum(self.queues_left.values())
+        return (
+            f"chaos: published={self.published} terminal={self.terminal} lost={len(self.lost)} "
+            f"duplicate_triggers={len(self.duplicate_triggers)} "
+            f"deduplicated_paylink_retries={self.deduplicated_paylink_retries} "
+            f"conflicting_terminals={len(self.conflicting)} dead_letters={self.dead_letters} "
+            f"unexpected_events={self.unexpected_events} "
+            f"duplicate_events={self.duplicate_events} kills={self.kills} "
+            f"broker_restarts={self.broker_restarts} token_expiries={self.token_expiries} "
+            f"queues_left={left} elapsed={self.elapsed:.0f}s "
+            f"terminal_kinds={kinds or '-'} dead_letter_kinds={dead or '-'} "
+            f"publish_retries={self.publish_retries} handler_errors={self.handler_errors} "
+            f"wrong_outcomes={len(self.wrong_outcome)} "
+            f"missing_dead_letters={len(self.missing_dead_letters)} "
+            f"verdict={'PASS' if self.ok else 'FAIL'}"
+        )
+
+    def details(self, limit: int = 10) -> str:
+        lines = []
+        if self.lost:
+            lines.append(f"lost ({len(self.lost)}): {', '.join(self.lost[:limit])}")
+        for cid, count in list(self.duplicate_triggers.items())[:limit]:
+            lines.append(f"duplicate trigger: {cid} triggered {count} times")
+        for cid, kinds in list(self.conflicting.items())[:limit]:
+            lines.append(f"conflicting terminals: {cid}: {kinds}")
+        for cid, what in list(self.wrong_outcome.items())[:limit]:
+            lines.append(f"unexpected outcome: {cid}: {what}")
+        if self.queues_left:
+            lines.append(f"queues not empty: {self.queues_left}")
+        if self.missing_dead_letters:
+            missing = ", ".join(self.missing_dead_letters[:limit])
+            lines.append(
+                f"failed without a dead letter ({len(self.missing_dead_letters)}): {missing}"
+            )
+        lines.append(f"process logs: {self.log_dir}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Planned:
+    id: str
+    type: str
+    data: dict[str, Any]
+    expect: str  # "any" | "vendor_failed" | "invalid"
+    key: str  # the business key the simulators see
+
+
+def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
+    """N commands, the four types in turn; a few scripted to fail at the vendor or invalid."""
+    types = sorted(COMMAND_TYPES)
+    out = []
+    for i in range(cfg.n):
+        cid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        ctype = types[i % len(types)]
+        name = f"CHAOS-{cid}"
+        order = f"O{cid.replace('-', '')}"
+        data: dict[str, Any]
+        if ctype == "trigger-batch":
+            data, key = {"batch": name, "params": {"$FICMISDATE$": "2026-11-21"}}, name
+        elif ctype == "run-partner":
+            data, key = {"partner_name": name, "direction": "outbound"}, name
+        elif ctype == "start-process":
+            data, key = {"process_name": name, "values": {"n": i}}, name
+        else:
+            data = {"business_id": "PR", "order_id": order, "payment_link": f"https://p/{i}"}
+            key = order
+        expect = "any"
+        draw = rng.random()
+        if draw < cfg.p_invalid:
+            expect = "invalid"
+            if ctype == "add-paylink":
+                data["business_id"] = "P R"  # breaks the pattern
+            elif ctype == "trigger-batch":
+                data["group"] = True  # params without group_params
+            elif ctype == "run-partner":
+                data["partner_name"] = f"<{name}>"
+            else:
+                data["schedule"] = {"quartz_cron": ""}
+        elif draw < cfg.p_invalid + cfg.p_vendor_fail:
+            expect = "vendor_failed"
+        out.append(Planned(cid, ctype, data, expect, key))
+    return out
+
+
+FAILED_STATUS = {
+    "pbsm": "FAILED",
+    "informatica": "Error",
+    "robusta": "FAILED",
+    "tmf622": "400",  # a synchronous refusal: failed/rejected
+}

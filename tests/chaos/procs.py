@@ -1,0 +1,165 @@
+"""The processes of a chaos run and the tools around them: workers and pollers that get
+SIGKILLed and restarted, the simulator process, rabbitmqctl, a private Redis key prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.chaos.model import PYTHON, ROOT, ChaosConfig
+
+# --- the pieces --------------------------------------------------------------------------
+
+
+def rabbitmqctl(*args: str, timeout: float = 120) -> str:
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=timeout
+    ).stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def queue_depths(vhost: str) -> dict[str, int]:
+    out = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "messages")
+    depths: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            depths[parts[0]] = int(parts[1])
+    return depths
+
+
+def is_work_queue(name: str) -> bool:
+    return name.startswith(("flowgate.cmd.", "flowgate.delay.")) or name in (
+        "flowgate.poll",
+        "flowgate.unrouted",
+    )
+
+
+class Procs:
+    """The worker and poller processes; any of them may be SIGKILLed and started again."""
+
+    def __init__(self, cfg: ChaosConfig, env: dict[str, str], log_dir: Path) -> None:
+        self.cfg = cfg
+        self.env = env
+        self.log_dir = log_dir
+        roles = ["worker"] * cfg.workers + ["poller"] * cfg.pollers
+        self.slots: list[tuple[str, subprocess.Popen[bytes] | None]] = [(r, None) for r in roles]
+        self.starts = Counter[int]()
+
+    def start(self, index: int) -> None:
+        role, _ = self.slots[index]
+        self.starts[index] += 1
+        log = open(self.log_dir / f"{role}-{index}.log", "ab")  # noqa: SIM115
+        log.write(f"--- start #{self.starts[index]} at {time.time():.3f}\n".encode())
+        log.flush()
+        argv = [PYTHON, "-m", "workers.cli", role]
+        if self.cfg.prefetch:
+            argv += ["--prefetch", str(self.cfg.prefetch)]
+        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log, cwd=ROOT)
+        log.close()
+        self.slots[index] = (role, proc)
+
+    def start_all(self) -> None:
+        for index in range(len(self.slots)):
+            self.start(index)
+
+    def kill(self, index: int) -> None:
+        _, proc = self.slots[index]
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            with open(self.log_dir / f"{self.slots[index][0]}-{index}.log", "ab") as log:
+                log.write(f"--- SIGKILL at {time.time():.3f}\n".encode())
+
+    def died(self) -> list[int]:
+        """Slots whose process exited on its own (a crash: restarted, and counted)."""
+        return [i for i, (_, p) in enumerate(self.slots) if p is not None and p.poll() is not None]
+
+    def stop_all(self) -> None:
+        for _, proc in self.slots:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in self.slots:
+            if proc is not None:
+                try:
+                    proc.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def process_env(cfg: ChaosConfig, amqp_url: str, prefix: str, base_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWGATE_")}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        FLOWGATE_AMQP_URL=amqp_url,
+        FLOWGATE_IDEMPOTENCY__KEY_PREFIX=prefix,
+        FLOWGATE_SHUTDOWN_GRACE="10",
+    )
+    for vendor in ("INFORMATICA", "ROBUSTA", "TMF622", "PBSM"):
+        base = f"FLOWGATE_{vendor}__DEFAULT__"
+        env[base + "BASE_URL"] = base_url
+        env[base + "TIMEOUT"] = str(cfg.client_timeout)
+        env[base + "POLL__FIRST_DELAY"] = "0.25"
+        env[base + "POLL__MAX_DELAY"] = "1"
+        env[base + "RETRY__FIRST_DELAY"] = "0.25"
+        env[base + "RETRY__MAX_DELAY"] = "2"
+        env[base + "RETRY__MAX_ATTEMPTS"] = "8"
+    return env
+
+
+def start_simulators(cfg: ChaosConfig, port: int, log_dir: Path) -> subprocess.Popen[bytes]:
+    argv = [PYTHON, "-m", "tests.chaos.sim", "--port", str(port), "--seed", str(cfg.seed)]
+    argv += ["--run-seconds", str(cfg.run_seconds)]
+    with open(log_dir / "simulators.log", "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
+
+
+async def wait_healthy(http: httpx.AsyncClient, sim: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if sim.poll() is not None:
+            raise RuntimeError("the simulator process exited at start")
+        with contextlib.suppress(httpx.TransportError):
+            if (await http.get("/_sim/health")).status_code == 200:
+                return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the simulators did not come up")
+
+
+def count_in_logs(log_dir: Path, needle: str) -> int:
+    total = 0
+    for path in log_dir.glob("*.log"):
+        with open(path, "rb") as fh:
+            total += sum(1 for line in fh if needle.encode() in line)
+    return total
+
+
+async def forget_redis(prefix: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.delete(*batch)
+                batch.clear()
+        if batch:
+            await client.delete(*batch)
+    finally:
+        await client.aclose()
