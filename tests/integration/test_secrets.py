@@ -89,6 +89,11 @@ async def test_no_secret_in_logs_events_or_dead_letters(
             ]
             sims.set_outcome("robusta", "FAILING", "FAILED")
             ids.append(await system.publish("start-process", {"process_name": "FAILING"}))
+            # The first run-partner must have been triggered before its route starts failing,
+            # or it fails too (a race this test lost about once in 15 runs).
+            async with asyncio.timeout(10):
+                while not sims.ledger.entries("informatica.run"):
+                    await asyncio.sleep(0.02)
             sims.inject(Fault(route="informatica.run", status=503))
             ids.append(
                 await system.publish("run-partner", {"partner_name": "Q", "direction": "INBOUND"})
