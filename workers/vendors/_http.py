@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ __all__ = [
     "error_for",
     "json_or_none",
     "parse_retry_after",
+    "send_json",
 ]
 
 RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -79,6 +81,30 @@ async def call(client: httpx.AsyncClient, request: httpx.Request, *, what: str) 
         raise VendorUnavailable(
             f"{what}: connection failed ({type(exc).__name__})", maybe_sent=True
         ) from None
+    return response
+
+
+async def send_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    headers: Mapping[str, str],
+    call_timeout: float,
+    vendor_error: Callable[[httpx.Response], tuple[str | None, str]],
+    body: dict[str, Any] | None = None,
+) -> httpx.Response:
+    """A JSON call (`Accept`, and `Content-Type` with a body): the 2xx response, or the typed
+    error for the answer with the vendor's own code and message read by `vendor_error`."""
+    sent = {**headers, "Accept": "application/json"}
+    if body is not None:
+        sent["Content-Type"] = "application/json"
+    request = client.build_request(method, url, headers=sent, json=body, timeout=call_timeout)
+    response = await call(client, request, what=what)
+    if not response.is_success:
+        code, message = vendor_error(response)
+        raise error_for(response, what=what, vendor_code=code, message=message)
     return response
 
 

@@ -22,7 +22,7 @@ import httpx
 from pydantic import ValidationError
 
 from workers.errors import VendorRejected
-from workers.vendors._http import basic_auth, call, error_for, json_or_none
+from workers.vendors._http import basic_auth, json_or_none, send_json
 from workers.vendors.informatica.config import InformaticaConnection
 from workers.vendors.informatica.models import (
     EventStatus,
@@ -89,24 +89,16 @@ class InformaticaClient:
         self, method: str, path: str, *, what: str, body: dict[str, Any] | None = None
     ) -> httpx.Response:
         connection = self._connection
-        headers = {
-            "Authorization": basic_auth(connection.username, connection.password),
-            "Accept": "application/json",
-        }
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        request = self._http.build_request(
+        return await send_json(
+            self._http,
             method,
             connection.base_url.rstrip("/") + path,
-            headers=headers,
-            json=body,
-            timeout=connection.timeout,
+            what=what,
+            headers={"Authorization": basic_auth(connection.username, connection.password)},
+            call_timeout=connection.timeout,
+            vendor_error=_vendor_error,
+            body=body,
         )
-        response = await call(self._http, request, what=what)
-        if not response.is_success:
-            code, message = _vendor_error(response)
-            raise error_for(response, what=what, vendor_code=code, message=message)
-        return response
 
 
 def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:

@@ -22,7 +22,7 @@ import httpx
 from pydantic import ValidationError
 
 from workers.errors import VendorRejected
-from workers.vendors._http import basic_auth, call, error_for, json_or_none
+from workers.vendors._http import basic_auth, json_or_none, send_json
 from workers.vendors.robusta.config import RobustaConnection
 from workers.vendors.robusta.models import (
     ProcessStatusResponse,
@@ -87,29 +87,22 @@ class RobustaClient:
         self, method: str, path: str, *, what: str, body: dict[str, Any] | None = None
     ) -> httpx.Response:
         connection = self._connection
-        headers = {
-            "Authorization": basic_auth(connection.username, connection.password),
-            "Accept": "application/json",
-        }
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        request = self._http.build_request(
+        return await send_json(
+            self._http,
             method,
             connection.base_url.rstrip("/") + path,
-            headers=headers,
-            json=body,
-            timeout=connection.timeout,
+            what=what,
+            headers={"Authorization": basic_auth(connection.username, connection.password)},
+            call_timeout=connection.timeout,
+            vendor_error=_vendor_error,
+            body=body,
         )
-        response = await call(self._http, request, what=what)
-        if not response.is_success:
-            raise error_for(response, what=what, message=_vendor_message(response))
-        return response
 
 
-def _vendor_message(response: httpx.Response) -> str:
-    """The vendor's `{"message"}` of an error answer, if any."""
+def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:
+    """The vendor's `{"message"}` of an error answer, if any (Robusta sends no code)."""
     try:
         body = RobustaErrorBody.model_validate(json_or_none(response))
     except ValidationError:
-        return ""
-    return (body.message or "")[:_MAX_MESSAGE]
+        return None, ""
+    return None, (body.message or "")[:_MAX_MESSAGE]
