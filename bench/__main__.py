@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--paced-seconds", type=float, default=30.0, help="flowgate run at half its rate (0: skip)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of the contenders, interleaved (order reversed every other round); "
+        "ratios are then the median of the per-round ratios",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 commands")
     parser.add_argument("--no-record", action="store_true", help="do not append BENCHMARKS.md")
     return parser
@@ -67,17 +74,25 @@ async def _profile(profile: Profile, args: argparse.Namespace, logs: Path) -> li
                 await asyncio.sleep(10)
         raise RuntimeError(f"{name}: four broken runs in a row")
 
+    async def contender(round_: int, name: str) -> None:
+        label = f" (round {round_ + 1} of {args.repeat})" if args.repeat > 1 else ""
+        print(f"[bench] {profile.name}: {name}{label} ...", file=sys.stderr, flush=True)
+        run = await one(name, args.n)
+        run.round = round_
+        runs.append(run)
+        print(f"[bench]   {run.done}/{run.n} in {run.window:.1f} s", file=sys.stderr)
+        if round_ == 0 and name == "flowgate" and profile.name == "fast" and args.paced_seconds:
+            rate = max(1.0, run.throughput / 2)
+            n = max(50, int(rate * args.paced_seconds))
+            print(f"[bench] {profile.name}: flowgate at {rate:.0f}/s ...", file=sys.stderr)
+            runs.append(await one(name, n, rate))
+
+    names = args.only.split(",")
     try:
-        for name in args.only.split(","):
-            print(f"[bench] {profile.name}: {name} ...", file=sys.stderr, flush=True)
-            run = await one(name, args.n)
-            runs.append(run)
-            print(f"[bench]   {run.done}/{run.n} in {run.window:.1f} s", file=sys.stderr)
-            if name == "flowgate" and profile.name == "fast" and args.paced_seconds > 0:
-                rate = max(1.0, run.throughput / 2)
-                n = max(50, int(rate * args.paced_seconds))
-                print(f"[bench] {profile.name}: flowgate at {rate:.0f}/s ...", file=sys.stderr)
-                runs.append(await one(name, n, rate))
+        for round_ in range(args.repeat):
+            # Reversed every other round, so no contender always runs first or last.
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                await contender(round_, name)
     finally:
         await sims.stop()
     return runs

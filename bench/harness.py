@@ -64,6 +64,7 @@ class Run:
     rss: list[tuple[str, float]] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
     rate: float | None = None  # publish rate when paced
+    round: int = 0  # with --repeat, which round of the interleaved contenders
 
     @property
     def throughput(self) -> float:
