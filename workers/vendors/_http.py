@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -20,12 +20,13 @@ from workers.errors import VendorRejected, VendorUnavailable
 
 __all__ = [
     "RETRIABLE_STATUSES",
+    "BasicAuthConnection",
     "basic_auth",
+    "basic_json",
     "call",
     "error_for",
     "json_or_none",
     "parse_retry_after",
-    "send_json",
 ]
 
 RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -84,23 +85,40 @@ async def call(client: httpx.AsyncClient, request: httpx.Request, *, what: str) 
     return response
 
 
-async def send_json(
+class BasicAuthConnection(Protocol):
+    """A connection whose vendor takes HTTP Basic auth (Informatica, Robusta)."""
+
+    base_url: str
+    username: str
+    password: SecretStr
+    timeout: float
+
+
+async def basic_json(
     client: httpx.AsyncClient,
+    connection: BasicAuthConnection,
     method: str,
-    url: str,
+    path: str,
     *,
     what: str,
-    headers: Mapping[str, str],
-    call_timeout: float,
     vendor_error: Callable[[httpx.Response], tuple[str | None, str]],
     body: dict[str, Any] | None = None,
 ) -> httpx.Response:
-    """A JSON call (`Accept`, and `Content-Type` with a body): the 2xx response, or the typed
-    error for the answer with the vendor's own code and message read by `vendor_error`."""
-    sent = {**headers, "Accept": "application/json"}
+    """A Basic-auth JSON call on `connection`: the 2xx response, or the typed error for the
+    answer with the vendor's own code and message read by `vendor_error`."""
+    headers = {
+        "Authorization": basic_auth(connection.username, connection.password),
+        "Accept": "application/json",
+    }
     if body is not None:
-        sent["Content-Type"] = "application/json"
-    request = client.build_request(method, url, headers=sent, json=body, timeout=call_timeout)
+        headers["Content-Type"] = "application/json"
+    request = client.build_request(
+        method,
+        connection.base_url.rstrip("/") + path,
+        headers=headers,
+        json=body,
+        timeout=connection.timeout,
+    )
     response = await call(client, request, what=what)
     if not response.is_success:
         code, message = vendor_error(response)

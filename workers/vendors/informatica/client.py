@@ -15,14 +15,13 @@ Error messages carry the call, the HTTP status and the vendor's error text, neve
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
 from workers.errors import VendorRejected
-from workers.vendors._http import basic_auth, json_or_none, send_json
+from workers.vendors._http import basic_json, json_or_none
 from workers.vendors.informatica.config import InformaticaConnection
 from workers.vendors.informatica.models import (
     EventStatus,
@@ -49,7 +48,15 @@ class InformaticaClient:
     async def run_partner(self, request: RunPartnerRequest) -> RunPartnerResponse:
         """`POST /b2b-gw/api/v1/partner/run`; the answer holds the task event id."""
         what = "Run Partner"
-        response = await self._send("POST", RUN_PARTNER_PATH, what=what, body=request.body())
+        response = await basic_json(
+            self._http,
+            self._connection,
+            "POST",
+            RUN_PARTNER_PATH,
+            what=what,
+            vendor_error=_vendor_error,
+            body=request.body(),
+        )
         data = json_or_none(response)
         if not isinstance(data, dict) or not data.get("eventId"):
             raise VendorRejected(
@@ -68,7 +75,14 @@ class InformaticaClient:
         """`GET /b2b-gw/api/v3/event/status/{eventId}` for a task or a file event."""
         what = f"Event Status {event_id}"
         path = EVENT_STATUS_PATH.format(event_id=quote(event_id, safe=""))
-        response = await self._send("GET", path, what=what)
+        response = await basic_json(
+            self._http,
+            self._connection,
+            "GET",
+            path,
+            what=what,
+            vendor_error=_vendor_error,
+        )
         data = json_or_none(response)
         if not isinstance(data, dict):
             raise VendorRejected(
@@ -84,21 +98,6 @@ class InformaticaClient:
                 f" (fields: {', '.join(fields) or '?'})",
                 http_status=response.status_code,
             ) from None
-
-    async def _send(
-        self, method: str, path: str, *, what: str, body: dict[str, Any] | None = None
-    ) -> httpx.Response:
-        connection = self._connection
-        return await send_json(
-            self._http,
-            method,
-            connection.base_url.rstrip("/") + path,
-            what=what,
-            headers={"Authorization": basic_auth(connection.username, connection.password)},
-            call_timeout=connection.timeout,
-            vendor_error=_vendor_error,
-            body=body,
-        )
 
 
 def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:

@@ -15,14 +15,13 @@ Error messages carry the call, the HTTP status and the vendor's error text, neve
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
 from workers.errors import VendorRejected
-from workers.vendors._http import basic_auth, json_or_none, send_json
+from workers.vendors._http import basic_json, json_or_none
 from workers.vendors.robusta.config import RobustaConnection
 from workers.vendors.robusta.models import (
     ProcessStatusResponse,
@@ -49,7 +48,15 @@ class RobustaClient:
     async def start_process(self, request: StartProcessRequest) -> StartProcessResponse:
         """`POST /scheduler/connector-API/process/start`; the answer holds the robustaSpid."""
         what = "Process start"
-        response = await self._send("POST", PROCESS_START_PATH, what=what, body=request.body())
+        response = await basic_json(
+            self._http,
+            self._connection,
+            "POST",
+            PROCESS_START_PATH,
+            what=what,
+            vendor_error=_vendor_error,
+            body=request.body(),
+        )
         data = json_or_none(response)
         if not isinstance(data, dict) or not data.get("robustaSpid"):
             raise VendorRejected(
@@ -68,7 +75,14 @@ class RobustaClient:
         """`GET /scheduler/connector-api/process/status/{robustaSpid}`."""
         what = f"Process status {robusta_spid}"
         path = PROCESS_STATUS_PATH.format(robusta_spid=quote(robusta_spid, safe=""))
-        response = await self._send("GET", path, what=what)
+        response = await basic_json(
+            self._http,
+            self._connection,
+            "GET",
+            path,
+            what=what,
+            vendor_error=_vendor_error,
+        )
         data = json_or_none(response)
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             raise VendorRejected(
@@ -82,21 +96,6 @@ class RobustaClient:
                 f"{what}: answered {response.status_code} with an unreadable status",
                 http_status=response.status_code,
             ) from None
-
-    async def _send(
-        self, method: str, path: str, *, what: str, body: dict[str, Any] | None = None
-    ) -> httpx.Response:
-        connection = self._connection
-        return await send_json(
-            self._http,
-            method,
-            connection.base_url.rstrip("/") + path,
-            what=what,
-            headers={"Authorization": basic_auth(connection.username, connection.password)},
-            call_timeout=connection.timeout,
-            vendor_error=_vendor_error,
-            body=body,
-        )
 
 
 def _vendor_error(response: httpx.Response) -> tuple[str | None, str]:
