@@ -19,6 +19,7 @@ from bench import polling, report
 from bench.harness import VHOST, Run, rabbitmqctl, run_contender
 from bench.polling import best_policy
 from bench.sims import Sims
+from bench.sustained import search, search_table
 from bench.workload import PROFILES, Profile, poll_delay
 from workers.vendors._connection import PollPolicy
 
@@ -36,7 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--celery-threads", type=int, default=64, help="threads per process")
     parser.add_argument("--cap", type=float, default=120.0, help="max seconds per run")
     parser.add_argument(
-        "--paced-seconds", type=float, default=30.0, help="flowgate run at half its rate (0: skip)"
+        "--paced-seconds",
+        type=float,
+        default=30.0,
+        help="fast profile: seconds of the overhead run at half flowgate's maximum sustained "
+        "rate (0: skip it and the search for that rate)",
+    )
+    parser.add_argument(
+        "--search-seconds",
+        type=float,
+        default=20.0,
+        help="seconds per steady rate tried in the search for the maximum sustained rate",
     )
     parser.add_argument(
         "--repeat",
@@ -50,8 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _profile(profile: Profile, args: argparse.Namespace, logs: Path) -> list[Run]:
+async def _profile(
+    profile: Profile, args: argparse.Namespace, logs: Path
+) -> tuple[list[Run], list[str]]:
     runs: list[Run] = []
+    searches: list[str] = []
     sims = Sims(profile, logs)
     await sims.start({})
 
@@ -82,10 +96,25 @@ async def _profile(profile: Profile, args: argparse.Namespace, logs: Path) -> li
         runs.append(run)
         print(f"[bench]   {run.done}/{run.n} in {run.window:.1f} s", file=sys.stderr)
         if round_ == 0 and name == "flowgate" and profile.name == "fast" and args.paced_seconds:
-            rate = max(1.0, run.throughput / 2)
-            n = max(50, int(rate * args.paced_seconds))
-            print(f"[bench] {profile.name}: flowgate at {rate:.0f}/s ...", file=sys.stderr)
-            runs.append(await one(name, n, rate))
+            await overhead_runs(run.throughput)
+
+    async def paced(name: str, rate: float, n: int) -> Run:
+        print(f"[bench] {profile.name}: {name} at {rate:.0f}/s ...", file=sys.stderr, flush=True)
+        return await one(name, n, rate)
+
+    async def overhead_runs(burst_rate: float) -> None:
+        top, probes = await search(
+            lambda rate, n: paced("flowgate", rate, n), burst_rate, seconds=args.search_seconds
+        )
+        searches.append(search_table(profile.name, burst_rate, top, probes))
+        rate = top / 2
+        n = max(50, int(rate * args.paced_seconds))
+        flowgate = await paced("flowgate", rate, n)
+        flowgate.note = f"half the maximum sustained {top:.0f}/s"
+        runs.append(flowgate)
+        if "limit" in names:
+            # The same stream through the limit: the floor this machine sets for any pipeline.
+            runs.append(await paced("limit", rate, n))
 
     names = args.only.split(",")
     try:
@@ -95,7 +124,7 @@ async def _profile(profile: Profile, args: argparse.Namespace, logs: Path) -> li
                 await contender(round_, name)
     finally:
         await sims.stop()
-    return runs
+    return runs, searches
 
 
 def _notes(args: argparse.Namespace, profiles: list[Profile]) -> str:
@@ -121,7 +150,7 @@ def _notes(args: argparse.Namespace, profiles: list[Profile]) -> str:
 def main() -> int:
     args = _parser().parse_args()
     if args.quick:
-        args.n, args.cap, args.paced_seconds = 200, 60.0, 10.0
+        args.n, args.cap, args.paced_seconds, args.search_seconds = 200, 60.0, 10.0, 8.0
     names = ["fast", "slow"] if args.profile == "both" else [args.profile]
     profiles = [PROFILES[p] for p in names]
     if args.latency is not None:
@@ -135,6 +164,7 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="flowgate-bench-"))
     print(f"[bench] process logs in {logs}", file=sys.stderr)
     runs: list[Run] = []
+    searches: list[str] = []
 
     async def every_profile() -> None:
         main_task = asyncio.current_task()
@@ -142,7 +172,9 @@ def main() -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: contenders, sims, vhost
             asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
         for profile in profiles:
-            runs.extend(await _profile(profile, args, logs))
+            profile_runs, profile_searches = await _profile(profile, args, logs)
+            runs.extend(profile_runs)
+            searches.extend(profile_searches)
 
     try:
         asyncio.run(every_profile())
@@ -156,6 +188,7 @@ def main() -> int:
         [
             report.results_table(runs),
             _notes(args, profiles),
+            *searches,
             "Targets:\n\n" + report.targets_table(report.targets(runs)),
             "Poll efficiency (simulated time, default PollPolicy vs a fixed 5 s poller):\n\n"
             + report.poll_table(),

@@ -65,6 +65,7 @@ class Run:
     kinds: dict[str, int] = field(default_factory=dict)
     rate: float | None = None  # publish rate when paced
     round: int = 0  # with --repeat, which round of the interleaved contenders
+    note: str = ""  # why this rate, for the targets table
 
     @property
     def throughput(self) -> float:

@@ -20,6 +20,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aio_pika
 import redis.asyncio as redis
@@ -114,7 +115,7 @@ async def amqp_publish(n: int, concurrency: int) -> list[tuple[str, float]]:
     await queue.bind(exchange, "#")
     body = json.dumps({"data": "x" * 120}).encode()
     # As flowgate's poll requests and traced events carry them.
-    headers = {
+    headers: dict[str, Any] = {
         "x-flowgate-due": int(time.time() * 1000),
         "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01",
     }
