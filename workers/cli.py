@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import signal
@@ -93,20 +92,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _serve_until_signalled(
-    settings: Settings, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
 ) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    gc.set_threshold(*settings.gc_thresholds)
     try:
         await start()
-        if settings.gc_freeze:
-            # What exists now lives as long as the process: collect it once and freeze it, so
-            # the collector's full passes see only the messages in flight.
-            gc.collect()
-            gc.freeze()
         await stopping.wait()
         log.info("stopping: finishing in-flight messages")
     finally:
@@ -152,10 +145,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "worker":
         types = parse_command_types(args.commands)
-        await _serve_until_signalled(settings, lambda: app.start_worker(types), app.stop)
+        await _serve_until_signalled(lambda: app.start_worker(types), app.stop)
         return 0
     if args.command == "poller":
-        await _serve_until_signalled(settings, app.start_poller, app.stop)
+        await _serve_until_signalled(app.start_poller, app.stop)
         return 0
     raise AssertionError(args.command)
 

@@ -95,17 +95,6 @@ class Settings(BaseSettings):
         default="uvloop", description="uvloop cuts the CPU per message (see BENCHMARKS.md)."
     )
     shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds to finish in-flight.")
-    gc_thresholds: tuple[int, int, int] = Field(
-        default=(10_000, 20, 20),
-        description="gc.set_threshold for worker and poller processes. Python's (700, 10, 10) "
-        "collects the young generation every few messages and promotes in-flight work to the "
-        "old generations: 12-15 % of a worker's CPU went to the collector (BENCHMARKS.md).",
-    )
-    gc_freeze: bool = Field(
-        default=True,
-        description="Once started, move everything built so far (modules, models, clients) out "
-        "of the collector's reach (gc.freeze), so full collections scan only in-flight work.",
-    )
     input: InputSettings = Field(default_factory=InputSettings)
     poller: PollerSettings = Field(default_factory=PollerSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
