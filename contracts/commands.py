@@ -8,7 +8,7 @@ vendor, so a bad command fails fast with kind `invalid` instead of costing a ven
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,13 +25,34 @@ __all__ = [
 
 
 class Command(BaseModel):
-    """Base of all command data models: unknown fields are refused, not silently ignored."""
+    """Base of all command data models: unknown fields are refused, not silently ignored.
+
+    A command type's contract facts are class attributes of its model, so a publisher has them
+    without the worker code: `command_type` (the routing key, and `flowgate.<command_type>` as
+    the CloudEvents type), `followed` (answered with `accepted`, `progress` and a terminal
+    event, or synchronous: the terminal event only) and `example` (valid data, for the demo,
+    `flowgate publish --example` and the schemas). Parts of a command (`GroupBatchParams`) set
+    none of them.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    command_type: ClassVar[str] = ""
+    followed: ClassVar[bool] = True
+    example: ClassVar[dict[str, Any]] = {}
 
 
 class RunPartner(Command):
     """Run an Informatica B2B Gateway partner flow, then follow its task and file events."""
+
+    command_type: ClassVar[str] = "run-partner"
+    example: ClassVar[dict[str, Any]] = {
+        "partner_name": 'ACME "Europe" \\ EDI',
+        "direction": "outbound",
+        "input_parameters": {"InvoiceNumber": "INV-1001"},
+        "in_out_parameters": {"ShipmentNumber": "SHP-77"},
+        "session_properties": {"Default buffer block size": "18MB"},
+    }
 
     partner_name: str = Field(min_length=1, max_length=255)
     direction: Literal["INBOUND", "OUTBOUND"]
@@ -72,6 +93,12 @@ class ProcessSchedule(Command):
 class StartProcess(Command):
     """Start a Robusta process, then follow its status until it ends."""
 
+    command_type: ClassVar[str] = "start-process"
+    example: ClassVar[dict[str, Any]] = {
+        "process_name": "OneStepNotepadRunner",
+        "values": {"username": "Username", "usersurname": "User Surname"},
+    }
+
     process_name: str = Field(min_length=1, description="Sent as name.")
     values: dict[str, Any] = Field(default_factory=dict)
     worker: str | None = None
@@ -82,6 +109,16 @@ class StartProcess(Command):
 
 class AddPaylink(Command):
     """Add a payment link to a Salesforce order through the TMF622 productOrder PATCH."""
+
+    command_type: ClassVar[str] = "add-paylink"
+    followed: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]] = {
+        "business_id": "PR",
+        "order_id": "801dm00000Km9aVAAR",
+        "payment_link": "https://pay.example.com/l/8f2c",
+        "external_id": "00163913",
+        "billing_account_id": "1234567-123445",
+    }
 
     business_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     order_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
@@ -98,6 +135,9 @@ class GroupBatchParams(Command):
 
 class TriggerBatch(Command):
     """Trigger an Oracle PBSM batch or batch group, then follow its status until it ends."""
+
+    command_type: ClassVar[str] = "trigger-batch"
+    example: ClassVar[dict[str, Any]] = {"batch": "B2001", "params": {"$FICMISDATE$": "2026-11-21"}}
 
     batch: str = Field(min_length=1, description="Sent as batchName.")
     group: bool = Field(default=False, description="batchType 'group' when true, else 'rest'.")
@@ -116,8 +156,5 @@ class TriggerBatch(Command):
 
 
 COMMAND_TYPES: dict[str, type[Command]] = {
-    "add-paylink": AddPaylink,
-    "run-partner": RunPartner,
-    "start-process": StartProcess,
-    "trigger-batch": TriggerBatch,
+    model.command_type: model for model in (AddPaylink, RunPartner, StartProcess, TriggerBatch)
 }

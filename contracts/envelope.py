@@ -61,15 +61,20 @@ class InputLimits:
 
 @dataclass(frozen=True)
 class CommandEnvelope:
+    """A decoded command. `connection` is None when the command names none: the vendor's
+    default connection (a setting of the worker) serves it. `replayof` is the id of the dead
+    letter this command replays (`flowgate dlq replay`), carried onto every event."""
+
     id: str
     type: str
     source: str
-    connection: str
+    connection: str | None
     data: Command
     deadline: datetime | None = None
     time: datetime | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    replayof: str | None = None
 
 
 def _text(value: Any) -> str:
@@ -91,18 +96,19 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def _peek(
-    body: bytes, headers: Mapping[str, str], structured: bool
+    body: bytes, headers: Mapping[str, str], structured: bool, message_id: str | None
 ) -> tuple[str | None, bool, bool]:
     """(an id to answer to, whether the id is where the mode puts it, whether specversion is).
 
-    The answer id falls back to a `ce-id` header in structured mode, so a sender who mixed the
-    modes up still hears back; the message is refused all the same.
+    The answer id falls back to a `ce-id` header, then to the AMQP `message_id`, so a sender
+    whose body cannot be read (or who mixed the modes up) still hears back; the message is
+    refused all the same.
     """
-    header_id = headers.get("ce-id") or None
+    header_id = headers.get("ce-id") or message_id or None
     if not structured:
-        if header_id is None:
+        if not headers.get("ce-id"):
             # Likely a structured event sent with the wrong content type: answer its id.
-            return _body_id(body), False, False
+            return _body_id(body) or header_id, False, False
         return header_id, True, bool(headers.get("ce-specversion"))
     try:
         parsed = json.loads(body)
@@ -152,16 +158,39 @@ def decode_command(
     headers: Mapping[str, Any],
     routing_key: str,
     limits: InputLimits = InputLimits(),
+    message_id: str | None = None,
 ) -> CommandEnvelope:
-    """Parse and validate one command message; raise `ContractError` saying what is wrong."""
+    """Parse and validate one command message; raise `ContractError` saying what is wrong.
+
+    `message_id` (the AMQP property) is only a fallback id to answer to when the body cannot
+    be read: the command id is the CloudEvents `id`. An error names the command type of the
+    routing key when the message itself could not say.
+    """
+    try:
+        return _decode(body, content_type, headers, routing_key, limits, message_id)
+    except ContractError as exc:
+        if exc.command_type is None and routing_key in COMMAND_TYPES:
+            exc.command_type = routing_key
+        raise
+
+
+def _decode(
+    body: bytes,
+    content_type: str | None,
+    headers: Mapping[str, Any],
+    routing_key: str,
+    limits: InputLimits,
+    message_id: str | None,
+) -> CommandEnvelope:
     text_headers = {k.lower(): _text(v) for k, v in headers.items() if v is not None}
     if len(body) > limits.max_bytes:
+        # Not parsed: an id from the headers or properties is all there is to answer to.
         raise ContractError(
             f"message is {len(body)} bytes, over the {limits.max_bytes}-byte limit",
-            command_id=text_headers.get("ce-id"),
+            command_id=text_headers.get("ce-id") or message_id or None,
         )
     structured = (content_type or "").lower().startswith("application/cloudevents")
-    command_id, has_id, has_specversion = _peek(body, text_headers, structured)
+    command_id, has_id, has_specversion = _peek(body, text_headers, structured, message_id)
     # The SDK invents an id (and a specversion) when they are missing; an invented id would
     # differ on every redelivery and defeat idempotency, so both must really be there.
     if not has_id:
@@ -222,17 +251,18 @@ def decode_command(
         raise ContractError(
             _summarise(exc), command_id=command_id, command_type=command_type
         ) from None
-    connection = event.get_extension("connection") or "default"
+    connection = event.get_extension("connection")
     return CommandEnvelope(
         id=command_id,
         type=command_type,
         source=event.get_source(),
-        connection=_text(connection),
+        connection=_text(connection) if connection else None,
         data=model,
         deadline=_parse_time(event.get_extension("deadline"), "deadline", command_id),
         time=event.get_time(),
         traceparent=text_headers.get("traceparent") or _opt(event.get_extension("traceparent")),
         tracestate=text_headers.get("tracestate") or _opt(event.get_extension("tracestate")),
+        replayof=_opt(event.get_extension("replayof")),
     )
 
 
@@ -248,6 +278,7 @@ def encode_command(
     source: str = "urn:flowgate:cli",
     connection: str | None = None,
     deadline: datetime | None = None,
+    replayof: str | None = None,
 ) -> tuple[bytes, str]:
     """A structured-mode command, as any publisher would write it (used by the CLI and tests)."""
     attributes: dict[str, Any] = {
@@ -261,6 +292,8 @@ def encode_command(
         attributes["connection"] = connection
     if deadline:
         attributes["deadline"] = deadline.isoformat().replace("+00:00", "Z")
+    if replayof:
+        attributes["replayof"] = replayof
     message = rabbitmq.to_structured(CloudEvent(attributes, dict(data)), _FORMAT)
     return message.body, EVENT_CONTENT_TYPE
 
@@ -277,6 +310,7 @@ def encode_event(
     discriminator: str = "",
     traceparent: str | None = None,
     tracestate: str | None = None,
+    replayof: str | None = None,
 ) -> bytes:
     """A structured-mode event body; the content type is `EVENT_CONTENT_TYPE`."""
     attributes: dict[str, Any] = {
@@ -291,5 +325,7 @@ def encode_event(
         attributes["traceparent"] = traceparent
     if tracestate:
         attributes["tracestate"] = tracestate
+    if replayof:
+        attributes["replayof"] = replayof
     event = CloudEvent(attributes, data.model_dump(mode="json"))
     return rabbitmq.to_structured(event, _FORMAT).body

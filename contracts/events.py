@@ -33,6 +33,7 @@ class ErrorKind(StrEnum):
     EXHAUSTED = "exhausted"
     DEADLINE = "deadline"
     UNKNOWN_OUTCOME = "unknown_outcome"
+    INTERNAL = "internal"
 
 
 class ErrorInfo(BaseModel):

@@ -22,6 +22,7 @@ import pytest
 from contracts import TERMINAL_KINDS, EventKind, encode_command
 from workers.app import Flowgate
 from workers.broker import AmqpBroker, Binding, Delivery, OutgoingMessage, Queue, Topology
+from workers.commands import COMMANDS
 from workers.settings import Settings
 from workers.simulators import RunningSimulators, SimulatorConfig, Simulators, serve
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
@@ -64,7 +65,7 @@ def fast_settings(
         "retry": {"first_delay": 0.25, "factor": 2.0, "max_delay": 1.0, "max_attempts": 4},
     }
     vendors: dict[str, dict[str, dict[str, Any]]] = {
-        v: {"default": dict(timing)} for v in ("informatica", "robusta", "tmf622", "pbsm")
+        v.name: {"default": dict(timing)} for v in COMMANDS.vendors
     }
     for vendor, named in (connections or {}).items():
         for name, fields in named.items():
@@ -153,9 +154,7 @@ class System:
 async def _purge_all(broker: AmqpBroker) -> None:
     from workers.topology import build_topology
 
-    for queue in build_topology(
-        ["add-paylink", "run-partner", "start-process", "trigger-batch"]
-    ).queues:
+    for queue in build_topology(COMMANDS).queues:
         await broker.purge(queue.name)
 
 
@@ -184,7 +183,7 @@ async def running_system(
     if purge:
         await _purge_all(broker)
     events = await collect_events(broker)
-    await app.start_worker(["add-paylink", "run-partner", "start-process", "trigger-batch"])
+    await app.start_worker(COMMANDS)
     await app.start_poller()
     try:
         yield System(app, broker, sims, events, settings)

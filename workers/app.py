@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
 import ssl
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import httpx
 
-from contracts import COMMAND_TYPES, InputLimits
-from workers.broker.base import Broker, Delivery, Handler, PublishNotConfirmed
+from contracts import InputLimits
+from workers.broker.base import Broker, Delivery
+from workers.commands import COMMANDS
 from workers.consumer import CommandWorker
-from workers.idempotency import IdempotencyStore, MemoryStore, RedisStore, StoreUnavailable
+from workers.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from workers.poller.service import Poller
 from workers.publisher import Publisher
 from workers.registry import Registry
-from workers.runtime import Outcomes, park
+from workers.runtime import Outcomes
 from workers.settings import Settings
+from workers.settlement import Handler, Settler, Work
 from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, build_topology, command_queue
 from workers.vendors._connection import ConnectionBase
 
@@ -30,6 +33,8 @@ log = logging.getLogger("flowgate")
 
 
 def make_broker(settings: Settings, *, memory: bool = False) -> Broker:
+    """The broker every flowgate process and tool uses, built from every setting that
+    concerns it (the URL, the CA for amqps://)."""
     if memory:
         from workers.broker.memory import MemoryBroker
 
@@ -60,13 +65,12 @@ def make_store(settings: Settings) -> IdempotencyStore:
 def parse_command_types(value: str | None) -> list[str]:
     """`--commands trigger-batch,add-paylink` → validated list; None or "all" → every type."""
     if not value or value == "all":
-        return sorted(COMMAND_TYPES)
+        return list(COMMANDS)
     chosen = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [c for c in chosen if c not in COMMAND_TYPES]
+    unknown = [c for c in chosen if c not in COMMANDS]
     if unknown:
         raise ValueError(
-            f"unknown command type(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(sorted(COMMAND_TYPES))}"
+            f"unknown command type(s) {', '.join(unknown)}; choose from {', '.join(COMMANDS)}"
         )
     return chosen
 
@@ -88,6 +92,7 @@ class Flowgate:
         self.publisher = Publisher(broker)
         self.store = store or make_store(settings)
         self.outcomes = Outcomes(self.store, self.publisher)
+        self.settler = Settler(self.outcomes)
         limits = InputLimits(settings.input.max_bytes, settings.input.max_depth)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         hold = settings.poller.hold
@@ -98,23 +103,20 @@ class Flowgate:
             self.registry, self.outcomes, hold=hold, max_held=settings.poller.max_held
         )
         self._connected = False
+        self._consuming: set[str] = set()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _tracked(self, queue: str, handler: Handler) -> Handler:
-        """Count deliveries in progress (so `stop` can let them finish), and park a message
-        when Redis or a publish confirm is unavailable instead of burning its delivery limit."""
+    def _consumer(self, queue: str, handler: Handler) -> Callable[[Delivery], Awaitable[None]]:
+        """Settle every delivery of `queue` through the settler, counting the ones in progress
+        (so `stop` can let them finish)."""
 
         async def run(delivery: Delivery) -> None:
             self._in_flight += 1
             self._idle.clear()
             try:
-                await handler(delivery)
-            except (StoreUnavailable, PublishNotConfirmed) as exc:
-                if delivery.settled:
-                    raise
-                await park(delivery, queue, self.publisher, exc)
+                await self.settler.run(Work(delivery, queue), handler)
             finally:
                 self._in_flight -= 1
                 if self._in_flight == 0:
@@ -127,7 +129,7 @@ class Flowgate:
             await self.broker.connect()
             try:
                 await self.broker.declare(
-                    build_topology(COMMAND_TYPES, delivery_limit=self.settings.delivery_limit)
+                    build_topology(COMMANDS, delivery_limit=self.settings.delivery_limit)
                 )
             except BaseException:
                 await self.broker.close()  # no reconnect loop behind a refused topology
@@ -140,32 +142,57 @@ class Flowgate:
         await self.connect()
         prefetch = self.settings.prefetch
         for command_type in command_types:
-
-            async def on_command(delivery: Delivery, _type: str = command_type) -> None:
-                await self.worker.handle(delivery, command_type=_type)
-
-            await self.broker.consume(
-                command_queue(command_type),
-                self._tracked(command_queue(command_type), on_command),
-                prefetch=prefetch,
-            )
+            queue = command_queue(command_type)
+            handler = functools.partial(self.worker.handle, command_type=command_type)
+            await self.broker.consume(queue, self._consumer(queue, handler), prefetch=prefetch)
+            self._consuming.add(queue)
         await self.broker.consume(
             UNROUTED_QUEUE,
-            self._tracked(UNROUTED_QUEUE, self.worker.handle_unrouted),
+            self._consumer(UNROUTED_QUEUE, self.worker.handle_unrouted),
             prefetch=prefetch,
         )
+        self._consuming.add(UNROUTED_QUEUE)
+        self._log_connections()
         log.info("worker consuming %s", ", ".join(command_types))
 
     async def start_poller(self) -> None:
-        self.registry.warm(sorted(COMMAND_TYPES))
+        self.registry.warm(COMMANDS)
         await self.connect()
         await self.broker.consume(
             POLL_QUEUE,
-            self._tracked(POLL_QUEUE, self.poller.handle),
+            self._consumer(POLL_QUEUE, self.poller.handle),
             # Held runs sit in the prefetch window; the rest of it keeps new work flowing.
             prefetch=self.settings.prefetch + self.settings.poller.max_held,
         )
+        self._consuming.add(POLL_QUEUE)
+        self._log_connections()
         log.info("poller consuming %s", POLL_QUEUE)
+
+    def _log_connections(self) -> None:
+        for vendor, names in self.registry.describe().items():
+            log.info("%s connections: %s", vendor, ", ".join(names) or "none")
+
+    async def ready(self) -> tuple[bool, dict[str, object]]:
+        """Readiness, for `/readyz`: connected to RabbitMQ (a round trip on the channel), the
+        idempotency store answering, and consuming every queue this process should."""
+        checks: dict[str, object] = {}
+        try:
+            await self.broker.queue_length(POLL_QUEUE)
+            checks["rabbitmq"] = "ok"
+        except Exception as exc:
+            checks["rabbitmq"] = f"unavailable ({type(exc).__name__})"
+        try:
+            await self.store.ping()
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = f"unavailable ({type(exc).__name__})"
+        checks["consuming"] = sorted(self._consuming)
+        ready = (
+            self._connected
+            and bool(self._consuming)
+            and all(v == "ok" for k, v in checks.items() if k != "consuming")
+        )
+        return ready, checks
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight messages finish (up to the grace), then close."""
@@ -174,6 +201,7 @@ class Flowgate:
             await self.store.aclose()
             return
         await self.broker.cancel_consumers()
+        self._consuming.clear()
         self.poller.release()
         try:
             await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace)

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from contracts import COMMAND_TYPES, encode_command
+from contracts import encode_command
 from workers.broker.base import TopologyError
+from workers.commands import COMMANDS
 from workers.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -70,8 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("declare", help="declare flowgate's exchanges and queues (idempotent)")
 
     publish = sub.add_parser("publish", help="publish one command to flowgate.commands")
-    publish.add_argument("type", choices=sorted(COMMAND_TYPES), help="command type")
-    publish.add_argument("--data", required=True, help="command data as JSON")
+    publish.add_argument("type", choices=list(COMMANDS), help="command type")
+    data = publish.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", help="command data as JSON")
+    data.add_argument("--example", action="store_true", help="send the command type's example data")
     publish.add_argument("--id", dest="command_id", help="command id (default: a new UUID)")
     publish.add_argument("--connection", help="named vendor connection")
     from workers import dlq
@@ -128,9 +131,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from workers.broker.base import OutgoingMessage
         from workers.topology import COMMANDS_EXCHANGE
 
+        data = COMMANDS[args.type].example if args.example else json.loads(args.data)
         body, content_type = encode_command(
             args.type,
-            json.loads(args.data),
+            data,
             command_id=args.command_id,
             connection=args.connection,
         )
@@ -143,12 +147,32 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             await app.stop()
         print(json.loads(body)["id"])
         return 0
-    if args.command == "worker":
-        types = parse_command_types(args.commands)
-        await _serve_until_signalled(lambda: app.start_worker(types), app.stop)
-        return 0
-    if args.command == "poller":
-        await _serve_until_signalled(app.start_poller, app.stop)
+    if args.command in ("worker", "poller"):
+        from workers.health import HealthServer
+
+        health = None
+        if settings.health_port is not None:
+            health = HealthServer(
+                host=settings.health_host, port=settings.health_port, ready=app.ready
+            )
+        types = parse_command_types(args.commands) if args.command == "worker" else []
+
+        async def start() -> None:
+            if health is not None:
+                # First: /healthz answers while the process connects, /readyz says not yet.
+                await health.start()
+                log.info("health: http://%s:%d/readyz", settings.health_host, health.port)
+            if args.command == "worker":
+                await app.start_worker(types)
+            else:
+                await app.start_poller()
+
+        async def stop() -> None:
+            await app.stop()
+            if health is not None:
+                await health.stop()
+
+        await _serve_until_signalled(start, stop)
         return 0
     raise AssertionError(args.command)
 
@@ -180,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # httpx logs every request at INFO, URLs included: too loud for a worker, and URLs may
     # carry identifiers users consider sensitive.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if args.command == "publish":
+    if args.command == "publish" and args.data is not None:
         try:
             json.loads(args.data)
         except ValueError as exc:

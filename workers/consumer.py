@@ -1,8 +1,8 @@
 """The command worker: decode, trigger the vendor, answer, and hand the run to the poller.
 
 Stateless between messages; many messages are in flight per process (bounded by prefetch).
-A command is acked only after everything it produced (events, poll request, retry or dead
-letter) was confirmed by the broker.
+Each handler returns how its message is to be settled (or raises); `workers.settlement` does
+the settling, only after everything the message produced (events, poll request) is confirmed.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from contracts import (
 )
 from workers.broker.base import Delivery
 from workers.errors import FlowgateError, UnknownOutcome, VendorUnavailable
-from workers.outcome import decide
+from workers.outcome import Done, Later, Settlement
 from workers.poller.request import PollRequest, send_poll
-from workers.publisher import ATTEMPT_HEADER, Trace
+from workers.publisher import ATTEMPT_HEADER, Context
 from workers.registry import Registry
-from workers.runtime import Answer, Outcomes, carry_out, redelay_if_early, terminal_event
-from workers.topology import UNROUTED_QUEUE, command_queue
-from workers.vendors._connection import ConnectionBase, RetryPolicy
+from workers.runtime import Outcomes, redelay_if_early, terminal_event
+from workers.settlement import Answer, Work
+from workers.vendors._connection import ConnectionBase
 from workers.vendors.base import Triggered
 
 __all__ = ["CommandWorker"]
@@ -55,81 +55,83 @@ class CommandWorker:
         self._owner = owner
         self._poll_hold = poll_hold
 
-    async def handle(self, delivery: Delivery, *, command_type: str) -> None:
+    async def handle(self, work: Work, *, command_type: str) -> Settlement:
         """Handle one delivery from `command_queue(command_type)`."""
-        queue = command_queue(command_type)
-        if await redelay_if_early(delivery, queue, self._publisher):
-            return
-        attempt = _attempt(delivery)
-        envelope: CommandEnvelope | None = None
-        policy = RetryPolicy()
-        try:
-            envelope = decode_command(
-                delivery.body,
-                content_type=delivery.content_type,
-                headers=delivery.headers,
-                routing_key=command_type,
-                limits=self._limits,
-            )
-            connection = self._registry.connection(envelope.type, envelope.connection)
-            policy = connection.retry
-            # One owner per delivery, not per process: two copies of a command in one process
-            # must not both think they hold the claim.
-            owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
-            if await self._resume(delivery, queue, envelope, connection, owner):
-                return
-            triggered = await self._trigger(envelope, connection, owner)
-        except (ContractError, FlowgateError) as exc:
-            await self._refuse(exc, delivery, queue, envelope, attempt, policy)
-            return
-        trace = Trace(envelope.traceparent, envelope.tracestate)
+        delivery = work.delivery
+        early = await redelay_if_early(delivery)
+        if early is not None:
+            return early
+        work.attempt = _attempt(delivery)
+        work.doing = "decoding the command"
+        envelope = decode_command(
+            delivery.body,
+            content_type=delivery.content_type,
+            headers=delivery.headers,
+            routing_key=command_type,
+            limits=self._limits,
+            message_id=delivery.message_id,
+        )
+        context = Context(envelope.traceparent, envelope.tracestate, envelope.replayof)
+        work.answer = Answer(envelope.id, envelope.type, envelope.connection or "default", context)
+        name, connection = self._registry.resolve(envelope.type, envelope.connection)
+        work.learnt(connection=name)
+        work.policy = connection.retry
+        # One owner per delivery, not per process: two copies of a command in one process
+        # must not both think they hold the claim.
+        owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
+        work.doing = "checking the idempotency store"
+        resumed = await self._resume(work, envelope, name, connection, owner)
+        if resumed is not None:
+            return resumed
+        work.doing = "calling the vendor"
+        triggered = await self._trigger(envelope, name, connection, owner)
+        vendor_ref = dict(triggered.vendor_ref)
+        work.learnt(vendor_ref=vendor_ref)
         if triggered.report is not None:
+            work.doing = "answering the command"
             kind, error = terminal_event(triggered.report)
             data = EventData(
                 command_id=envelope.id,
                 command_type=envelope.type,
-                connection=envelope.connection,
-                vendor_ref=dict(triggered.vendor_ref),
+                connection=name,
+                vendor_ref=vendor_ref,
                 status=triggered.report.status,
                 result=dict(triggered.report.result),
                 error=error,
             )
-            await self._outcomes.finish(kind, data, trace)
-        else:
-            # Recorded before anything is published: from here on, a redelivery resumes.
-            await self._store.record_trigger(envelope.id, dict(triggered.vendor_ref))
-            await self._follow(envelope, connection, dict(triggered.vendor_ref), triggered.status)
-        await delivery.ack()
+            await self._outcomes.finish(kind, data, context)
+            return Done()
+        work.doing = "handing the run to the poller"
+        # Recorded before anything is published: from here on, a redelivery resumes.
+        await self._store.record_trigger(envelope.id, vendor_ref)
+        await self._follow(envelope, name, connection, vendor_ref, triggered.status)
+        return Done()
 
     async def _resume(
         self,
-        delivery: Delivery,
-        queue: str,
+        work: Work,
         envelope: CommandEnvelope,
+        name: str,
         connection: ConnectionBase,
         owner: str,
-    ) -> bool:
-        """Claim the id; when it was seen before, finish from what is recorded. True if done."""
+    ) -> Settlement | None:
+        """Claim the id; when it was seen before, finish from what is recorded."""
         claim = await self._store.claim(envelope.id, owner=owner, lease=connection.trigger_lease)
-        trace = Trace(envelope.traceparent, envelope.tracestate)
+        context = Context(envelope.traceparent, envelope.tracestate, envelope.replayof)
         if claim.state == "finished":
             assert claim.outcome is not None
-            await self._outcomes.republish(claim.outcome, trace)
-        elif claim.state == "triggered":
+            await self._outcomes.republish(claim.outcome, context)
+            return Done()
+        if claim.state == "triggered":
             assert claim.vendor_ref is not None
+            work.learnt(vendor_ref=claim.vendor_ref)
             log.info("command %s was triggered before: resuming", envelope.id)
-            await self._follow(envelope, connection, claim.vendor_ref, None, resumed=True)
-        elif claim.state == "busy":
+            await self._follow(envelope, name, connection, claim.vendor_ref, None, resumed=True)
+            return Done()
+        if claim.state == "busy":
             # Another process is calling the vendor for this id right now: look again later.
-            await self._publisher.delayed(
-                queue,
-                delivery.body,
-                delay=claim.lease_left + 0.5,
-                content_type=delivery.content_type,
-                headers=dict(delivery.headers),
-                message_id=delivery.message_id,
-            )
-        elif claim.state == "unknown":
+            return Later(claim.lease_left + 0.5)
+        if claim.state == "unknown":
             if connection.unknown_outcome == "fail":
                 raise UnknownOutcome(
                     "an earlier attempt may have triggered the vendor but stopped before "
@@ -138,18 +140,14 @@ class CommandWorker:
             await self._store.claim(
                 envelope.id, owner=owner, lease=connection.trigger_lease, force=True
             )
-            return False
-        else:
-            return False
-        await delivery.ack()
-        return True
+        return None
 
     async def _trigger(
-        self, envelope: CommandEnvelope, connection: ConnectionBase, owner: str
+        self, envelope: CommandEnvelope, name: str, connection: ConnectionBase, owner: str
     ) -> Triggered:
-        adapter = self._registry.adapter(envelope.type, envelope.connection)
+        handler = self._registry.handler(envelope.type, name)
         try:
-            return await adapter.trigger(envelope.data, command_id=envelope.id)
+            return await handler.trigger(envelope.data, command_id=envelope.id)
         except VendorUnavailable as exc:
             if exc.maybe_sent and connection.unknown_outcome == "fail":
                 raise UnknownOutcome(
@@ -162,8 +160,9 @@ class CommandWorker:
             await self._store.release(envelope.id, owner=owner)
             raise
 
-    async def handle_unrouted(self, delivery: Delivery) -> None:
+    async def handle_unrouted(self, work: Work) -> Settlement:
         """A command whose routing key matched no command type: answer it, keep it."""
+        delivery = work.delivery
         routing_key = delivery.routing_key
         try:
             decode_command(
@@ -172,6 +171,7 @@ class CommandWorker:
                 headers=delivery.headers,
                 routing_key=routing_key,
                 limits=self._limits,
+                message_id=delivery.message_id,
             )
         except ContractError as exc:
             error: ContractError = exc
@@ -184,47 +184,12 @@ class CommandWorker:
                 command_id=error.command_id,
                 command_type=error.command_type,
             )
-        await self._refuse(error, delivery, UNROUTED_QUEUE, None, 1, RetryPolicy())
-
-    async def _refuse(
-        self,
-        exc: Exception,
-        delivery: Delivery,
-        queue: str,
-        envelope: CommandEnvelope | None,
-        attempt: int,
-        policy: RetryPolicy,
-    ) -> None:
-        decision = decide(exc, attempt=attempt, policy=policy)
-        if envelope is not None:
-            answer = Answer(
-                envelope.id,
-                envelope.type,
-                envelope.connection,
-                Trace(envelope.traceparent, envelope.tracestate),
-            )
-        else:
-            answer = Answer(
-                getattr(exc, "command_id", None),
-                getattr(exc, "command_type", None),
-                "default",
-                _trace_of(delivery),
-            )
-        headers = dict(delivery.headers)
-        headers[ATTEMPT_HEADER] = attempt + 1
-        await carry_out(
-            decision,
-            delivery=delivery,
-            queue=queue,
-            outcomes=self._outcomes,
-            answer=answer,
-            attempt=attempt,
-            retry_headers=headers,
-        )
+        raise error
 
     async def _follow(
         self,
         envelope: CommandEnvelope,
+        name: str,
         connection: ConnectionBase,
         vendor_ref: dict[str, str],
         status: str | None,
@@ -232,11 +197,11 @@ class CommandWorker:
         resumed: bool = False,
     ) -> None:
         """Publish `accepted` and the first poll request, together."""
-        trace = Trace(envelope.traceparent, envelope.tracestate)
+        context = Context(envelope.traceparent, envelope.tracestate, envelope.replayof)
         accepted = EventData(
             command_id=envelope.id,
             command_type=envelope.type,
-            connection=envelope.connection,
+            connection=name,
             vendor_ref=vendor_ref,
             status=status,
         )
@@ -247,7 +212,7 @@ class CommandWorker:
         request = PollRequest(
             command_id=envelope.id,
             command_type=envelope.type,
-            connection=envelope.connection,
+            connection=name,
             vendor_ref=vendor_ref,
             started_at=now,
             deadline=deadline,
@@ -255,10 +220,11 @@ class CommandWorker:
             status=status,
             traceparent=envelope.traceparent,
             tracestate=envelope.tracestate,
+            replayof=envelope.replayof,
             resumed=resumed,
         )
         await asyncio.gather(
-            self._publisher.event(EventKind.ACCEPTED, accepted, trace=trace),
+            self._publisher.event(EventKind.ACCEPTED, accepted, context=context),
             send_poll(self._publisher, request, hold=self._poll_hold),
         )
 
@@ -269,9 +235,3 @@ def _attempt(delivery: Delivery) -> int:
         return max(1, int(value))
     except (TypeError, ValueError, OverflowError):
         return 1
-
-
-def _trace_of(delivery: Delivery) -> Trace:
-    tp = delivery.headers.get("traceparent")
-    ts = delivery.headers.get("tracestate")
-    return Trace(tp if isinstance(tp, str) else None, ts if isinstance(ts, str) else None)

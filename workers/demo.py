@@ -16,39 +16,23 @@ from typing import Any, TextIO
 from contracts import TERMINAL_KINDS, EventKind, encode_command
 from workers.app import Flowgate, make_broker
 from workers.broker.base import Binding, Delivery, OutgoingMessage, Queue, Topology
+from workers.commands import COMMANDS
 from workers.settings import Settings
+from workers.settlement import consumed
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+from workers.vendors.pbsm import PbsmConnection
 
 __all__ = ["SAMPLE_COMMANDS", "run_demo"]
 
-SAMPLE_COMMANDS: dict[str, dict[str, Any]] = {
-    "run-partner": {
-        "partner_name": 'ACME "Europe" \\ EDI',
-        "direction": "outbound",
-        "input_parameters": {"InvoiceNumber": "INV-1001"},
-        "in_out_parameters": {"ShipmentNumber": "SHP-77"},
-        "session_properties": {"Default buffer block size": "18MB"},
-    },
-    "start-process": {
-        "process_name": "OneStepNotepadRunner",
-        "values": {"username": "Username", "usersurname": "User Surname"},
-    },
-    "add-paylink": {
-        "business_id": "PR",
-        "order_id": "801dm00000Km9aVAAR",
-        "payment_link": "https://pay.example.com/l/8f2c",
-        "external_id": "00163913",
-        "billing_account_id": "1234567-123445",
-    },
-    "trigger-batch": {"batch": "B2001", "params": {"$FICMISDATE$": "2026-11-21"}},
-}
+# One sample command of each type, from the command table.
+SAMPLE_COMMANDS: dict[str, dict[str, Any]] = {t: COMMANDS[t].example for t in COMMANDS}
 
 
 def _point_connections_at(settings: Settings, base_url: str) -> None:
-    for vendor in ("informatica", "robusta", "tmf622", "pbsm"):
-        for connection in getattr(settings, vendor).values():
+    for vendor in COMMANDS.vendors:
+        for connection in settings.connections(vendor.name).values():
             connection.base_url = base_url
-            if vendor == "pbsm":
+            if isinstance(connection, PbsmConnection):
                 connection.token_url = None
 
 
@@ -97,7 +81,7 @@ async def run_demo(
                         pending.pop(data["command_id"])
                         if not pending:
                             done.set()
-                await delivery.ack()
+                await consumed(delivery)
 
             await broker.consume(watch, on_event, prefetch=64)
             for command_type, data in SAMPLE_COMMANDS.items():

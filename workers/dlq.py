@@ -28,13 +28,13 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from workers.broker.base import Delivery, PublishNotConfirmed
+from workers.broker.base import Broker, Delivery, PublishNotConfirmed, TopologyError
 from workers.dead_letters import DeadLetter
 from workers.settings import Settings
+from workers.settlement import consumed, give_back
 from workers.topology import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, POLL_QUEUE
 
 if TYPE_CHECKING:
-    from workers.broker.amqp import AmqpBroker
     from workers.idempotency import IdempotencyStore
 
 __all__ = ["DeadLetter", "add_parser", "run"]
@@ -118,9 +118,7 @@ async def run(
     err: TextIO | None = None,
 ) -> int:
     """Run `flowgate dlq <action>`; the exit status (0 ok, 1 refused or failed, 2 bad usage)."""
-    import aiormq.exceptions
-
-    from workers.broker.amqp import AmqpBroker
+    from workers.app import make_broker
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -130,12 +128,12 @@ async def run(
         if problem:
             print(f"flowgate dlq replay: {problem}", file=err)
             return 2
-    broker = AmqpBroker(settings.amqp_url.get_secret_value())
+    broker = make_broker(settings)
     await broker.connect()
     try:
         try:
             length = await broker.queue_length(DEAD_LETTER_QUEUE)
-        except aiormq.exceptions.ChannelNotFoundEntity:
+        except TopologyError:
             print(
                 f"flowgate dlq {action}: queue {DEAD_LETTER_QUEUE} does not exist on this "
                 "RabbitMQ vhost; run `flowgate declare` (or check --amqp-url)",
@@ -163,7 +161,7 @@ def _replay_usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-async def _take(broker: AmqpBroker, count: int) -> list[Delivery]:
+async def _take(broker: Broker, count: int) -> list[Delivery]:
     """Up to `count` messages from the head of the DLQ, held unacked, in queue order.
 
     Bounded by the length seen at the start, so a message that dies again while we work (it
@@ -178,7 +176,7 @@ async def _take(broker: AmqpBroker, count: int) -> list[Delivery]:
     return taken
 
 
-async def _give_back(broker: AmqpBroker, deliveries: Iterable[Delivery]) -> None:
+async def _give_back(broker: Broker, deliveries: Iterable[Delivery]) -> None:
     """Requeue, in order, and return once RabbitMQ counts them as ready again.
 
     basic.nack has no reply and a quorum queue applies returns a moment later, so without the
@@ -189,7 +187,7 @@ async def _give_back(broker: AmqpBroker, deliveries: Iterable[Delivery]) -> None
         return
     ready = await broker.queue_length(DEAD_LETTER_QUEUE)
     for delivery in returned:
-        await delivery.requeue()
+        await give_back(delivery)
     expected = ready + len(returned)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(_SETTLE_SECONDS):
@@ -198,7 +196,7 @@ async def _give_back(broker: AmqpBroker, deliveries: Iterable[Delivery]) -> None
                 await asyncio.sleep(0.02)
 
 
-async def _list(broker: AmqpBroker, length: int, limit: int, out: TextIO) -> int:
+async def _list(broker: Broker, length: int, limit: int, out: TextIO) -> int:
     # Everything is taken, not just `limit`: RabbitMQ 3.10 quorum queues requeue at the tail,
     # so giving back only the head would rotate the queue. A full turn leaves it as it was.
     taken = await _take(broker, length)
@@ -222,7 +220,7 @@ def _pretty(body: bytes) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-async def _show(broker: AmqpBroker, length: int, command_id: str, out: TextIO, err: TextIO) -> int:
+async def _show(broker: Broker, length: int, command_id: str, out: TextIO, err: TextIO) -> int:
     taken = await _take(broker, length)
     try:
         found = [d for d in map(DeadLetter.from_delivery, taken) if d.command_id == command_id]
@@ -283,7 +281,7 @@ async def _clear_for_replay(store: IdempotencyStore | None, letter: DeadLetter) 
 
 
 async def _replay(
-    broker: AmqpBroker,
+    broker: Broker,
     length: int,
     args: argparse.Namespace,
     settings: Settings,
@@ -299,7 +297,7 @@ async def _replay(
 
 
 async def _replay_with(
-    broker: AmqpBroker,
+    broker: Broker,
     store: IdempotencyStore | None,
     length: int,
     args: argparse.Namespace,
@@ -342,7 +340,7 @@ async def _replay_with(
                 )
                 failed += total - n + 1
                 break
-            await taken[index].ack()
+            await consumed(taken[index])
             acked.add(index)
             done += 1
             print(
@@ -361,7 +359,7 @@ async def _replay_with(
     return 1 if failed or missing else 0
 
 
-async def _purge(broker: AmqpBroker, length: int, yes: bool, out: TextIO, err: TextIO) -> int:
+async def _purge(broker: Broker, length: int, yes: bool, out: TextIO, err: TextIO) -> int:
     if not yes:
         print(
             f"flowgate dlq purge: refusing; this would drop {length} dead "

@@ -65,6 +65,9 @@ class IdempotencyStore(Protocol):
     async def forget_outcome(self, command_id: str) -> None:
         """Drop a recorded failure so a replayed dead letter runs again (`flowgate dlq replay`)."""
 
+    async def ping(self) -> None:
+        """Return when the store answers; `StoreUnavailable` when it does not (readiness)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -136,6 +139,9 @@ class MemoryStore:
         entry = self._entry(command_id)
         if entry is not None:
             entry.outcome = None
+
+    async def ping(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         self._entries.clear()
@@ -287,6 +293,10 @@ class RedisStore:
         key, _ = self._keys(command_id)
         async with self._guard():
             await self._redis.hdel(key, "outcome")
+
+    async def ping(self) -> None:
+        async with self._guard():
+            await self._redis.ping()
 
     async def aclose(self) -> None:
         # The pool was passed in, so redis-py would leave it open: close it explicitly.

@@ -1,15 +1,27 @@
-"""The one place that decides what an error means: retry later, answer `failed`, dead-letter.
+"""What to do with a message, decided without doing it: the settlements and `decide`.
 
-Handlers and vendor clients raise typed errors (`workers.errors`, `contracts.ContractError`);
-`decide` turns one into a `Decision`, and the consumer and the poller carry it out the same way.
-Pure functions, so every rule here is unit-tested without a broker.
+A handler returns a settlement (`Done`, `Later`, `Fail`, `Park`, `Drop`) or raises; `decide`
+turns whatever it raised into one. `workers.settlement` is the one place that carries them out.
+Pure functions and values, so every rule here is unit-tested without a broker.
+
+    exception raised                  settlement
+    ContractError, InvalidCommand     Fail(invalid), dead letter
+    VendorUnavailable                 Later(backoff, at least Retry-After) until max_attempts,
+                                      then Fail(exhausted), dead letter
+    VendorRejected                    Fail(rejected), dead letter
+    VendorFailed                      Fail(vendor_failed)
+    UnknownOutcome                    Fail(unknown_outcome), dead letter
+    any other FlowgateError           Fail(internal, its message), dead letter
+    anything else (a bug)             Fail(internal, the exception's type), dead letter
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from contracts import ContractError, ErrorInfo, ErrorKind
 from workers.errors import (
@@ -22,7 +34,61 @@ from workers.errors import (
 )
 from workers.vendors._connection import RetryPolicy
 
-__all__ = ["Decision", "backoff", "capped_growth", "decide"]
+__all__ = [
+    "Done",
+    "Drop",
+    "Fail",
+    "Later",
+    "Park",
+    "Settlement",
+    "backoff",
+    "capped_growth",
+    "decide",
+    "internal_error",
+]
+
+
+@dataclass(frozen=True)
+class Done:
+    """Everything the message produced (events, the next poll request) is confirmed: ack it."""
+
+
+@dataclass(frozen=True)
+class Later:
+    """Handle it again after `delay` seconds, round the delay queues; then ack this copy.
+
+    `body` and `headers` replace the delivered ones when set (a poll request carrying its
+    error count, a command carrying its attempt number).
+    """
+
+    delay: float
+    body: bytes | None = None
+    headers: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Answer `failed` with `error` (when the command id is known) and ack; keep the input in
+    the dead-letter queue with the reason first when `dead_letter`."""
+
+    error: ErrorInfo
+    dead_letter: bool = False
+
+
+@dataclass(frozen=True)
+class Park:
+    """A dependency (Redis, a publish confirm) is down: try the message again later, as long
+    as the outage lasts, without spending its delivery limit."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Leave it unsettled: its channel is gone and the broker already has it again."""
+
+
+Settlement = Done | Later | Fail | Park | Drop
 
 
 def capped_growth(steps: int, first: float, factor: float, maximum: float) -> float:
@@ -30,16 +96,6 @@ def capped_growth(steps: int, first: float, factor: float, maximum: float) -> fl
     if factor > 1 and first > 0 and steps > math.log(maximum / first, factor):
         return maximum
     return float(min(first * factor**steps, maximum))
-
-
-@dataclass(frozen=True)
-class Decision:
-    """`retry_in` set: try again after that many seconds. Else answer `error` (a `failed` event)
-    and, when `dead_letter`, keep the input in the dead-letter queue with the reason."""
-
-    error: ErrorInfo | None = None
-    retry_in: float | None = None
-    dead_letter: bool = False
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
@@ -62,25 +118,36 @@ def _info(kind: ErrorKind, exc: Exception, *, retriable: bool = False) -> ErrorI
     )
 
 
-def decide(exc: Exception, *, attempt: int, policy: RetryPolicy) -> Decision:
+def internal_error(exc: BaseException, doing: str) -> ErrorInfo:
+    """`failed` kind `internal`: flowgate itself broke. Only the exception's type is told:
+    its text may quote anything (a URL, a header), and the log has the traceback."""
+    return ErrorInfo(
+        kind=ErrorKind.INTERNAL,
+        message=f"flowgate failed while {doing} ({type(exc).__name__}); see its log",
+    )
+
+
+def decide(
+    exc: Exception, *, attempt: int, policy: RetryPolicy, doing: str = "handling it"
+) -> Later | Fail:
     """What to do about `exc`, raised on call number `attempt` (1-based) of this work."""
     if isinstance(exc, ContractError | InvalidCommand):
-        return Decision(_info(ErrorKind.INVALID, exc), dead_letter=True)
+        return Fail(_info(ErrorKind.INVALID, exc), dead_letter=True)
     if isinstance(exc, VendorUnavailable):
         if attempt < policy.max_attempts:
             delay = backoff(attempt, policy)
             if exc.retry_after is not None:
                 delay = max(delay, min(exc.retry_after, policy.max_retry_after))
-            return Decision(retry_in=delay)
+            return Later(delay)
         info = _info(ErrorKind.EXHAUSTED, exc, retriable=True)
         message = f"gave up after {attempt} attempts: {info.message}"
-        return Decision(info.model_copy(update={"message": message}), dead_letter=True)
+        return Fail(info.model_copy(update={"message": message}), dead_letter=True)
     if isinstance(exc, VendorRejected):
-        return Decision(_info(ErrorKind.REJECTED, exc), dead_letter=True)
+        return Fail(_info(ErrorKind.REJECTED, exc), dead_letter=True)
     if isinstance(exc, VendorFailed):
-        return Decision(_info(ErrorKind.VENDOR_FAILED, exc))
+        return Fail(_info(ErrorKind.VENDOR_FAILED, exc))
     if isinstance(exc, UnknownOutcome):
-        return Decision(_info(ErrorKind.UNKNOWN_OUTCOME, exc), dead_letter=True)
+        return Fail(_info(ErrorKind.UNKNOWN_OUTCOME, exc), dead_letter=True)
     if isinstance(exc, FlowgateError):
-        return Decision(_info(ErrorKind.REJECTED, exc), dead_letter=True)
-    raise TypeError(f"not a flowgate error: {type(exc).__name__}")  # bugs go to the caller
+        return Fail(_info(ErrorKind.INTERNAL, exc), dead_letter=True)
+    return Fail(internal_error(exc, doing), dead_letter=True)

@@ -25,10 +25,12 @@ from workers.topology import (
     event_routing_key,
 )
 
-__all__ = ["ATTEMPT_HEADER", "DUE_HEADER", "Publisher", "Trace"]
+__all__ = ["ATTEMPT_HEADER", "DUE_HEADER", "ROUTING_KEY_HEADER", "Context", "Publisher"]
 
 ATTEMPT_HEADER = "x-flowgate-attempt"
 DUE_HEADER = "x-flowgate-due"
+# The routing key a command first came with; the delay queues route it by another.
+ROUTING_KEY_HEADER = "x-flowgate-routing-key"
 # Headers a dead letter gets; `flowgate dlq` reads them.
 REASON_HEADER = "x-flowgate-reason"
 ERROR_KIND_HEADER = "x-flowgate-error-kind"
@@ -38,11 +40,19 @@ SOURCE_QUEUE_HEADER = "x-flowgate-queue"
 
 
 @dataclass(frozen=True)
-class Trace:
-    """W3C trace context carried from a command onto every event it causes."""
+class Context:
+    """What a command's events carry from it: its W3C trace context, and `replayof` when the
+    command replays a dead letter."""
 
     traceparent: str | None = None
     tracestate: str | None = None
+    replayof: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, Any]) -> Context:
+        """The trace context of a message that could not be decoded."""
+        tp, ts = headers.get("traceparent"), headers.get("tracestate")
+        return cls(tp if isinstance(tp, str) else None, ts if isinstance(ts, str) else None)
 
     def headers(self) -> dict[str, HeaderValue]:
         out: dict[str, HeaderValue] = {}
@@ -58,19 +68,20 @@ class Publisher:
         self._broker = broker
 
     async def event(
-        self, kind: EventKind, data: EventData, *, trace: Trace, discriminator: str = ""
+        self, kind: EventKind, data: EventData, *, context: Context, discriminator: str = ""
     ) -> None:
         body = encode_event(
             kind,
             data,
             discriminator=discriminator,
-            traceparent=trace.traceparent,
-            tracestate=trace.tracestate,
+            traceparent=context.traceparent,
+            tracestate=context.tracestate,
+            replayof=context.replayof,
         )
         message = OutgoingMessage(
             body=body,
             content_type=EVENT_CONTENT_TYPE,
-            headers=trace.headers(),
+            headers=context.headers(),
             message_id=event_id(data.command_id, kind, discriminator),
         )
         await self._broker.publish(
@@ -121,10 +132,14 @@ class Publisher:
         error_kind: str,
         attempts: int,
     ) -> None:
-        """Keep the original message, byte for byte, with why it was given up on."""
+        """Keep the original message, byte for byte, with why it was given up on, under the
+        routing key it first came with."""
         headers: dict[str, HeaderValue] = {
             k: v for k, v in delivery.headers.items() if isinstance(v, str | int | float | bool)
         }
+        original = headers.get(ROUTING_KEY_HEADER)
+        routing_key = original if isinstance(original, str) else delivery.routing_key or queue
+        headers[ROUTING_KEY_HEADER] = routing_key
         headers.update(
             {
                 REASON_HEADER: reason[:1000],
@@ -140,4 +155,4 @@ class Publisher:
             headers=headers,
             message_id=delivery.message_id,
         )
-        await self._broker.publish(DEAD_EXCHANGE, delivery.routing_key or queue, message)
+        await self._broker.publish(DEAD_EXCHANGE, routing_key, message)

@@ -1,4 +1,4 @@
-"""Which vendor serves which command, and the adapters for each named connection.
+"""The handlers for each named connection, built from the command table.
 
 Built once at bootstrap. One `httpx.AsyncClient` per connection (its TLS verification, CA bundle
 and pool size are per connection), created lazily and reused for every message: creating clients
@@ -8,24 +8,18 @@ per message is the classic way to lose both speed and TLS sessions.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import httpx
 
+from workers.commands import COMMANDS
 from workers.errors import UnknownConnection
 from workers.settings import Settings
 from workers.vendors._connection import ConnectionBase
-from workers.vendors.base import VendorAdapter
+from workers.vendors.base import Bound, Vendor
 
-__all__ = ["VENDOR_OF", "Registry", "VendorHttpClient", "make_http_client"]
-
-VENDOR_OF: dict[str, str] = {
-    "add-paylink": "tmf622",
-    "run-partner": "informatica",
-    "start-process": "robusta",
-    "trigger-batch": "pbsm",
-}
+__all__ = ["Registry", "VendorHttpClient", "make_http_client"]
 
 
 class _NoCookies(httpx.Cookies):
@@ -69,28 +63,13 @@ def make_http_client(
     return VendorHttpClient(verify=verify, limits=limits, timeout=timeout)
 
 
-def _build(vendor: str, http: httpx.AsyncClient, connection: ConnectionBase) -> VendorAdapter:
-    # Imported here so a vendor's import cost (and failures) stay with the vendor.
-    if vendor == "informatica":
-        from workers.vendors.informatica.handlers import InformaticaAdapter
-
-        return InformaticaAdapter(http, connection)  # type: ignore[arg-type]
-    if vendor == "robusta":
-        from workers.vendors.robusta.handlers import RobustaAdapter
-
-        return RobustaAdapter(http, connection)  # type: ignore[arg-type]
-    if vendor == "tmf622":
-        from workers.vendors.tmf622.handlers import Tmf622Adapter
-
-        return Tmf622Adapter(http, connection)  # type: ignore[arg-type]
-    if vendor == "pbsm":
-        from workers.vendors.pbsm.handlers import PbsmAdapter
-
-        return PbsmAdapter(http, connection)  # type: ignore[arg-type]
-    raise ValueError(f"no vendor {vendor!r}")
-
-
 class Registry:
+    """The handlers of every (command type, connection), built from the command table.
+
+    One vendor client per (vendor, connection), shared by all its command types (one PBSM
+    token per connection); one HTTP client per connection.
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -101,40 +80,71 @@ class Registry:
         self._http_factory = http_factory or (
             lambda c: make_http_client(c, settings.http_transport)
         )
-        self._adapters: dict[tuple[str, str], VendorAdapter] = {}
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._handlers: dict[tuple[str, str], Bound[Any]] = {}
+        self._http: list[httpx.AsyncClient] = []
 
-    def connection(self, command_type: str, name: str) -> ConnectionBase:
-        vendor = VENDOR_OF[command_type]
-        connections: dict[str, ConnectionBase] = getattr(self._settings, vendor)
-        try:
-            return connections[name]
-        except KeyError:
-            known = ", ".join(sorted(connections)) or "none"
+    def resolve(self, command_type: str, name: str | None) -> tuple[str, ConnectionBase]:
+        """The connection a command names (or its vendor's default), as (name, settings)."""
+        vendor = COMMANDS[command_type].vendor.name
+        connections = self._settings.connections(vendor)
+        chosen = name if name is not None else self._settings.default_connection(vendor)
+        known = ", ".join(sorted(connections)) or "none"
+        if chosen is None:
             raise UnknownConnection(
-                f"no {vendor} connection named {name!r} (configured: {known})"
+                f"this command names no connection and {vendor} has no default "
+                f"(configured: {known}); set the CloudEvents attribute `connection`"
+            )
+        try:
+            return chosen, connections[chosen]
+        except KeyError:
+            raise UnknownConnection(
+                f"no {vendor} connection named {chosen!r} (configured: {known})"
             ) from None
 
-    def adapter(self, command_type: str, name: str) -> VendorAdapter:
+    def handler(self, command_type: str, name: str) -> Bound[Any]:
+        """The handler of `command_type` on the connection `name` (a resolved name)."""
         key = (command_type, name)
-        adapter = self._adapters.get(key)
-        if adapter is None:
-            connection = self.connection(command_type, name)
-            http = self._http_factory(connection)
-            self._clients.append(http)
-            adapter = _build(VENDOR_OF[command_type], http, connection)
-            self._adapters[key] = adapter
-        return adapter
+        bound = self._handlers.get(key)
+        if bound is None:
+            registration = COMMANDS[command_type]
+            bound = registration.bind(self._client(registration.vendor, name))
+            self._handlers[key] = bound
+        return bound
 
-    def warm(self, command_types: list[str]) -> None:
-        """Build every configured adapter now, so no message pays for creating a client
+    def _client(self, vendor: Vendor[Any, Any], name: str) -> Any:
+        key = (vendor.name, name)
+        client = self._clients.get(key)
+        if client is None:
+            connection = self._settings.connections(vendor.name)[name]
+            http = self._http_factory(connection)
+            self._http.append(http)
+            client = vendor.client(http, connection)
+            self._clients[key] = client
+        return client
+
+    def warm(self, command_types: Iterable[str]) -> None:
+        """Build every configured handler now, so no message pays for creating a client
         (TLS context setup costs ~30-200 ms) and a bad setting fails at start."""
         for command_type in command_types:
-            for name in getattr(self._settings, VENDOR_OF[command_type]):
-                self.adapter(command_type, name)
+            vendor = COMMANDS[command_type].vendor.name
+            for name in self._settings.connections(vendor):
+                self.handler(command_type, name)
+
+    def describe(self) -> dict[str, list[str]]:
+        """Configured connection names per vendor, the default marked (names only)."""
+        described: dict[str, list[str]] = {}
+        for vendor in COMMANDS.vendors:
+            default = self._settings.default_connection(vendor.name)
+            described[vendor.name] = [
+                f"{name} (default)" if name == default else name
+                for name in sorted(self._settings.connections(vendor.name))
+            ]
+        return described
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        for http in self._http:
+            await http.aclose()
+        self._http.clear()
         self._clients.clear()
-        self._adapters.clear()
+        self._handlers.clear()

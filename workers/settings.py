@@ -11,10 +11,11 @@ own credentials, so a fresh checkout runs end to end with no configuration.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,11 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from contracts import COMMAND_TYPES
-from workers.vendors.informatica.config import InformaticaConnection
-from workers.vendors.pbsm.config import PbsmConnection
-from workers.vendors.robusta.config import RobustaConnection
-from workers.vendors.tmf622.config import Tmf622Connection
+from workers.commands import COMMANDS
+from workers.vendors._connection import ConnectionBase
 
 __all__ = ["IdempotencySettings", "InputSettings", "PollerSettings", "Settings", "load_settings"]
 
@@ -74,7 +72,9 @@ class IdempotencySettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
+class _Settings(BaseSettings):
+    """Everything but the vendors' sections; `Settings` adds one per vendor of the table."""
+
     model_config = SettingsConfigDict(
         env_prefix="FLOWGATE_", env_nested_delimiter="__", extra="forbid"
     )
@@ -99,20 +99,20 @@ class Settings(BaseSettings):
     poller: PollerSettings = Field(default_factory=PollerSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     log_level: str = "INFO"
-
-    informatica: dict[str, InformaticaConnection] = Field(
-        default_factory=lambda: {"default": InformaticaConnection()}
+    health_host: str = Field(
+        default="127.0.0.1", description="Address of the /healthz and /readyz endpoint."
     )
-    robusta: dict[str, RobustaConnection] = Field(
-        default_factory=lambda: {"default": RobustaConnection()}
+    health_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /healthz and /readyz here (off: None)."
     )
-    tmf622: dict[str, Tmf622Connection] = Field(
-        default_factory=lambda: {"default": Tmf622Connection()}
+    default_connections: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per vendor, the connection a command that names none uses (default: "
+        "`default`); an empty name makes every command of that vendor name its connection.",
     )
-    pbsm: dict[str, PbsmConnection] = Field(default_factory=lambda: {"default": PbsmConnection()})
 
     @model_validator(mode="after")
-    def _read_amqp_url_file(self) -> Settings:
+    def _read_amqp_url_file(self) -> _Settings:
         if self.amqp_url_file is not None:
             try:
                 self.amqp_url = SecretStr(self.amqp_url_file.read_text().strip())
@@ -135,9 +135,59 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
+    @model_validator(mode="after")
+    def _check_default_connections(self) -> _Settings:
+        vendors = [v.name for v in COMMANDS.vendors]
+        unknown = sorted(set(self.default_connections) - set(vendors))
+        if unknown:
+            raise ValueError(
+                f"default_connections names no vendor: {', '.join(unknown)} "
+                f"(vendors: {', '.join(vendors)})"
+            )
+        for vendor in vendors:
+            name = self.default_connection(vendor)
+            configured = self.connections(vendor)
+            if name is not None and name not in configured:
+                raise ValueError(
+                    f"{vendor}: a command that names no connection uses {name!r}, which is not "
+                    f"configured (configured: {', '.join(sorted(configured)) or 'none'}). Set "
+                    f'default_connections.{vendor} = "<name>" to pick one, or "" to make every '
+                    f"{vendor} command name its connection"
+                )
+        return self
+
     @property
     def command_types(self) -> list[str]:
-        return sorted(COMMAND_TYPES)
+        return sorted(COMMANDS)
+
+    def connections(self, vendor: str) -> Mapping[str, ConnectionBase]:
+        """The named connections of `vendor` (a section of the settings, e.g. `[pbsm.prod]`)."""
+        return cast(Mapping[str, ConnectionBase], getattr(self, vendor))
+
+    def default_connection(self, vendor: str) -> str | None:
+        """The connection a command that names none uses; None when it must name one."""
+        return self.default_connections.get(vendor, "default") or None
+
+
+def _vendor_sections() -> dict[str, Any]:
+    """One `dict[str, <vendor's connection model>]` field per vendor of the command table,
+    holding a `default` connection (on the simulators) unless the settings name others."""
+    return {
+        vendor.name: (
+            dict[str, vendor.connection],  # type: ignore[name-defined]
+            Field(default_factory=lambda v=vendor: {"default": v.connection()}),
+        )
+        for vendor in COMMANDS.vendors
+    }
+
+
+if TYPE_CHECKING:
+    # Checkers see the static part; the vendors' sections are read through `connections()`.
+    Settings = _Settings
+else:
+    Settings = create_model(
+        "Settings", __base__=_Settings, __module__=__name__, **_vendor_sections()
+    )
 
 
 _CONFIG_FILE: dict[str, Path | None] = {"path": None}

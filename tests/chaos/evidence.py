@@ -126,7 +126,7 @@ def tally(
             if command.expect == "vendor_failed" and kind == "succeeded":
                 result.wrong_outcome[command.id] = "scripted to fail, got succeeded"
             kept = command.id in result.dead_lettered
-            if error in ("rejected", "exhausted", "unknown_outcome") and not kept:
+            if error in ("rejected", "exhausted", "unknown_outcome", "internal") and not kept:
                 result.missing_dead_letters.append(command.id)
             if command.expect == "any" and label == "failed:invalid":
                 result.wrong_outcome[command.id] = "a valid command was answered invalid"

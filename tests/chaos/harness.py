@@ -35,6 +35,8 @@ from tests.chaos.model import (
     EVENTS_QUEUE,
     FAILED_STATUS,
     FAULT_ROUTES,
+    MOVED,
+    MOVING,
     VENDOR_OF,
     ChaosConfig,
     ChaosResult,
@@ -75,7 +77,9 @@ async def _publish_all(
         if cfg.rate > 0:
             await asyncio.sleep(max(0.0, start + index / cfg.rate - time.monotonic()))
         async with gate:
-            body, content_type = encode_command(command.type, command.data, command_id=command.id)
+            body, content_type = encode_command(
+                command.type, command.data, command_id=command.id, connection=command.connection
+            )
             message = OutgoingMessage(body=body, content_type=content_type, message_id=command.id)
             published.add(command.id)  # before the publish: its events may arrive first
             delay = 0.2
@@ -101,9 +105,11 @@ async def _chaos(
     result: ChaosResult,
     stop: asyncio.Event,
     restart_at: float | None,
+    rename: tuple[float, dict[str, str]] | None,
     say: Callable[[str], None],
 ) -> None:
-    """SIGKILL a random process at random intervals, start it again; restart RabbitMQ once."""
+    """SIGKILL a random process at random intervals, start it again; restart RabbitMQ once;
+    rename a connection once (every process restarted with the new settings, one by one)."""
     started = time.monotonic()
     next_kill = started + rng.expovariate(1 / cfg.kill_every)
     while not stop.is_set():
@@ -123,6 +129,16 @@ async def _chaos(
                 await asyncio.to_thread(rabbitmqctl, "await_startup")
             result.broker_restarts += 1
             say("rabbitmq: started again")
+            continue
+        if rename is not None and now - started >= rename[0]:
+            procs.env = rename[1]
+            rename = None
+            say(f"connections: {MOVING!r} renamed {MOVED!r}; restarting every process")
+            for index in range(len(procs.slots)):
+                procs.kill(index)
+                procs.start(index)
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
+            result.renames += 1
             continue
         if now >= next_kill:
             index = rng.randrange(len(procs.slots))
@@ -172,7 +188,8 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
     await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
     await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     sim = start_simulators(cfg, port, log_dir)
-    procs = Procs(cfg, process_env(cfg, amqp_url, prefix, base_url), log_dir)
+    procs = Procs(cfg, process_env(cfg, amqp_url, prefix, base_url, ("default", MOVING)), log_dir)
+    renamed = process_env(cfg, amqp_url, prefix, base_url, ("default", MOVED))
     broker = AmqpBroker(amqp_url)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -193,8 +210,9 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
             procs.start_all()
             publish_span = cfg.n / cfg.rate if cfg.rate > 0 else 10.0
             restart_at = rng.uniform(0.3, 0.7) * publish_span if cfg.broker_restart else None
+            rename = (rng.uniform(0.2, 0.8) * publish_span, renamed) if cfg.rename else None
             tasks = [
-                asyncio.create_task(_chaos(cfg, rng, procs, result, stop, restart_at, say)),
+                asyncio.create_task(_chaos(cfg, rng, procs, result, stop, restart_at, rename, say)),
                 asyncio.create_task(_expire_tokens(cfg, rng, http, result, stop)),
             ]
             say(

@@ -12,17 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from contracts import COMMAND_TYPES
+from workers.commands import COMMANDS
 from workers.simulators import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 EVENTS_QUEUE = "chaos.events"
-VENDOR_OF = {
-    "trigger-batch": "pbsm",
-    "run-partner": "informatica",
-    "start-process": "robusta",
-    "add-paylink": "tmf622",
-}
+VENDOR_OF = {t: COMMANDS[t].vendor.name for t in COMMANDS}
 # Connections whose policy is `unknown_outcome = fail`: a second trigger is a bug.
 FAIL_POLICY = {"pbsm", "informatica", "robusta"}
 TRIGGER_ROUTE = {
@@ -57,6 +53,10 @@ class ChaosConfig:
     expire_every: float = 5.0  # mean seconds between early PBSM token expiries
     p_vendor_fail: float = 0.03  # commands scripted to end as a failed run
     p_invalid: float = 0.01  # commands that break a rule (failed/invalid + dead letter)
+    # Commands on the connection `moving`, which every process loses (renamed `moved`) at a
+    # random moment mid-run: each still gets exactly one terminal event, whatever it is.
+    p_moving: float = 0.03
+    rename: bool = True
     prefetch: int | None = None  # worker/poller prefetch; None = flowgate's default
     drain_timeout: float = 120.0
     log_dir: Path | None = None
@@ -83,6 +83,7 @@ class ChaosResult:
     duplicate_events: int = 0
     kills: int = 0
     broker_restarts: int = 0
+    renames: int = 0
     token_expiries: int = 0
     queues_left: dict[str, int] = field(default_factory=dict)
     handler_errors: int = 0
@@ -109,7 +110,8 @@ class ChaosResult:
             f"conflicting_terminals={len(self.conflicting)} dead_letters={self.dead_letters} "
             f"unexpected_events={self.unexpected_events} "
             f"duplicate_events={self.duplicate_events} kills={self.kills} "
-            f"broker_restarts={self.broker_restarts} token_expiries={self.token_expiries} "
+            f"broker_restarts={self.broker_restarts} renames={self.renames} "
+            f"token_expiries={self.token_expiries} "
             f"queues_left={left} elapsed={self.elapsed:.0f}s "
             f"terminal_kinds={kinds or '-'} dead_letter_kinds={dead or '-'} "
             f"publish_retries={self.publish_retries} handler_errors={self.handler_errors} "
@@ -144,8 +146,9 @@ class Planned:
     id: str
     type: str
     data: dict[str, Any]
-    expect: str  # "any" | "vendor_failed" | "invalid"
+    expect: str  # "any" | "vendor_failed" | "invalid" | "moving" (any single terminal event)
     key: str  # the business key the simulators see
+    connection: str | None = None
 
 
 def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
@@ -181,9 +184,15 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
                 data["schedule"] = {"quartz_cron": ""}
         elif draw < cfg.p_invalid + cfg.p_vendor_fail:
             expect = "vendor_failed"
-        out.append(Planned(cid, ctype, data, expect, key))
+        elif draw < cfg.p_invalid + cfg.p_vendor_fail + cfg.p_moving:
+            expect = "moving"
+        connection = MOVING if expect == "moving" else None
+        out.append(Planned(cid, ctype, data, expect, key, connection))
     return out
 
+
+# The connection that is renamed mid-run, and its name after.
+MOVING, MOVED = "moving", "moved"
 
 FAILED_STATUS = {
     "pbsm": "FAILED",

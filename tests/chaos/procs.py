@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tests.chaos.model import PYTHON, ROOT, ChaosConfig
+from workers.commands import COMMANDS
 
 # --- the pieces --------------------------------------------------------------------------
 
@@ -102,7 +103,13 @@ class Procs:
                     proc.wait()
 
 
-def process_env(cfg: ChaosConfig, amqp_url: str, prefix: str, base_url: str) -> dict[str, str]:
+def process_env(
+    cfg: ChaosConfig,
+    amqp_url: str,
+    prefix: str,
+    base_url: str,
+    connections: tuple[str, ...] = ("default",),
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWGATE_")}
     env.update(
         PYTHONUNBUFFERED="1",
@@ -110,15 +117,16 @@ def process_env(cfg: ChaosConfig, amqp_url: str, prefix: str, base_url: str) -> 
         FLOWGATE_IDEMPOTENCY__KEY_PREFIX=prefix,
         FLOWGATE_SHUTDOWN_GRACE="10",
     )
-    for vendor in ("INFORMATICA", "ROBUSTA", "TMF622", "PBSM"):
-        base = f"FLOWGATE_{vendor}__DEFAULT__"
-        env[base + "BASE_URL"] = base_url
-        env[base + "TIMEOUT"] = str(cfg.client_timeout)
-        env[base + "POLL__FIRST_DELAY"] = "0.25"
-        env[base + "POLL__MAX_DELAY"] = "1"
-        env[base + "RETRY__FIRST_DELAY"] = "0.25"
-        env[base + "RETRY__MAX_DELAY"] = "2"
-        env[base + "RETRY__MAX_ATTEMPTS"] = "8"
+    for vendor in COMMANDS.vendors:
+        for name in connections:
+            base = f"FLOWGATE_{vendor.name.upper()}__{name.upper()}__"
+            env[base + "BASE_URL"] = base_url
+            env[base + "TIMEOUT"] = str(cfg.client_timeout)
+            env[base + "POLL__FIRST_DELAY"] = "0.25"
+            env[base + "POLL__MAX_DELAY"] = "1"
+            env[base + "RETRY__FIRST_DELAY"] = "0.25"
+            env[base + "RETRY__MAX_DELAY"] = "2"
+            env[base + "RETRY__MAX_ATTEMPTS"] = "8"
     return env
 
 

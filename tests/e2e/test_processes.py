@@ -228,3 +228,48 @@ def test_unreachable_broker_is_explained() -> None:
     assert result.returncode == 1
     assert "Is RabbitMQ running" in result.stderr
     assert "guest:guest" not in result.stderr
+
+
+async def test_worker_and_poller_answer_readyz_once_consuming(
+    amqp_url: str, sims: RunningSimulators
+) -> None:
+    """`health_port` set: /healthz answers, and /readyz turns 200 once the process is
+    connected to RabbitMQ and Redis and consuming every queue it should."""
+    import httpx
+
+    from tests.chaos.procs import free_port
+
+    ports = {"worker": free_port(), "poller": free_port()}
+    envs = {
+        role: dict(_env(amqp_url, sims.base_url), FLOWGATE_HEALTH_PORT=str(port))
+        for role, port in ports.items()
+    }
+    async with (
+        _processes(["worker", "--commands", "add-paylink"], env=envs["worker"]),
+        _processes(["poller"], env=envs["poller"]),
+        httpx.AsyncClient(timeout=5) as http,
+    ):
+        for role, port in ports.items():
+            body: dict[str, object] = {}
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        answer = await http.get(f"http://127.0.0.1:{port}/readyz")
+                    except httpx.TransportError:
+                        answer = None  # not listening yet
+                    if answer is not None and answer.status_code == 200:
+                        body = answer.json()
+                        break
+                    await asyncio.sleep(0.1)
+            assert body["ready"] is True
+            checks = body["checks"]
+            assert isinstance(checks, dict)
+            assert checks["rabbitmq"] == "ok" and checks["store"] == "ok"
+            want = (
+                ["flowgate.cmd.add-paylink", "flowgate.unrouted"]
+                if role == "worker"
+                else ["flowgate.poll"]
+            )
+            assert checks["consuming"] == want
+            alive = await http.get(f"http://127.0.0.1:{port}/healthz")
+            assert alive.status_code == 200

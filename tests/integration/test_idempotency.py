@@ -46,7 +46,7 @@ async def test_concurrent_duplicates_trigger_once(system: System) -> None:
 
 async def test_redelivered_command_resumes_from_the_recorded_reference(system: System) -> None:
     # A worker triggered the batch and recorded the reference, then died before acking.
-    adapter = system.app.registry.adapter("trigger-batch", "default")
+    adapter = system.app.registry.handler("trigger-batch", "default")
     command_id = "resume-1"
     await system.app.store.claim(command_id, owner="dead-worker", lease=30)
     triggered = await adapter.trigger(TriggerBatch(batch="RESUME"), command_id=command_id)

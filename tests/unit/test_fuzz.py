@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import os
@@ -39,8 +40,15 @@ from workers.app import Flowgate
 from workers.broker.base import OutgoingMessage
 from workers.broker.memory import MemoryBroker
 from workers.idempotency import MemoryStore
+from workers.settlement import Work
 from workers.simulators import SimulatorConfig, Simulators, serve
-from workers.topology import DEAD_EXCHANGE, DELAY_EXCHANGE, EVENTS_EXCHANGE
+from workers.topology import (
+    DEAD_EXCHANGE,
+    DELAY_EXCHANGE,
+    EVENTS_EXCHANGE,
+    UNROUTED_QUEUE,
+    command_queue,
+)
 
 EXAMPLES = int(os.environ.get("FLOWGATE_FUZZ_EXAMPLES", "500"))
 # The fuzzer found that a command without an id ran under an id the CloudEvents SDK invents;
@@ -91,6 +99,11 @@ class FakeDelivery:
     redelivered: bool = False
     delivery_count: int = 0
     settlements: list[str] = field(default_factory=list)
+    lost: bool = False
+
+    @property
+    def settled(self) -> bool:
+        return bool(self.settlements)
 
     async def ack(self) -> None:
         self.settlements.append("ack")
@@ -475,9 +488,12 @@ async def _handle(system: System, case: Case, unrouted: bool) -> tuple[FakeDeliv
     system.broker.published.clear()
     delivery = FakeDelivery(case.body, case.content_type, dict(case.headers), case.routing_key)
     if unrouted:
-        await system.app.worker.handle_unrouted(delivery)
+        work = Work(delivery, UNROUTED_QUEUE)
+        await system.app.settler.run(work, system.app.worker.handle_unrouted)
     else:
-        await system.app.worker.handle(delivery, command_type=case.routing_key)
+        work = Work(delivery, command_queue(case.routing_key))
+        handler = functools.partial(system.app.worker.handle, command_type=case.routing_key)
+        await system.app.settler.run(work, handler)
     return delivery, list(system.broker.published)
 
 
@@ -498,6 +514,9 @@ def check(system: tuple[Loop, System], case: Case, unrouted: bool = False) -> No
     assert delivery.settlements == ["ack"], f"settled {delivery.settlements}, want one ack"
     events = [json.loads(m.body) for exchange, _, m in published if exchange == EVENTS_EXCHANGE]
     dead = [m for exchange, _, m in published if exchange == DEAD_EXCHANGE]
+    # The settler answers a bug too (failed/internal): on input, that is the worker failing.
+    internal = [m for m in dead if m.headers.get("x-flowgate-error-kind") == "internal"]
+    assert internal == [], f"a bug on input: {[m.headers.get('x-flowgate-reason') for m in dead]}"
     for letter in dead:
         assert letter.headers.get("x-flowgate-reason"), letter.headers
         assert letter.body == case.body, "a dead letter keeps the input byte for byte"

@@ -12,9 +12,9 @@ from typing import Any
 
 from contracts import TERMINAL_KINDS, EventKind, encode_command
 from tests.conftest import Events, fast_settings
+from tests.quiet import QuietBroker
 from workers.app import Flowgate
 from workers.broker.base import Binding, OutgoingMessage, Queue, Topology
-from workers.broker.memory import MemoryBroker
 from workers.demo import SAMPLE_COMMANDS
 from workers.simulators import SimulatorConfig, Simulators, serve
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
@@ -24,7 +24,7 @@ WATCH = "test.events"
 
 @dataclass
 class Memory:
-    broker: MemoryBroker
+    broker: QuietBroker
     sims: Simulators
     events: Events
 
@@ -35,11 +35,12 @@ class Memory:
         await self.broker.publish(COMMANDS_EXCHANGE, command_type, message)
         return command_id
 
-    async def settled(self, command_ids: list[str], grace: float = 0.5) -> None:
-        """Wait for every terminal event, then a little longer to catch any duplicate."""
+    async def settled(self, command_ids: list[str]) -> None:
+        """Wait for every terminal event, then until nothing can happen any more: a duplicate
+        would be in by then."""
         async with asyncio.timeout(15):
             await asyncio.gather(*(self.events.terminal(c) for c in command_ids))
-        await asyncio.sleep(grace)
+        await self.broker.until_at_rest()
 
 
 @asynccontextmanager
@@ -54,7 +55,7 @@ async def memory_system(
     sims = Simulators(config)
     async with serve(sims) as running:
         settings = fast_settings("amqp://unused/", running.base_url)
-        broker = MemoryBroker()
+        broker = QuietBroker()
         app = Flowgate(settings, broker)
         try:
             await app.start_worker(sorted(SAMPLE_COMMANDS))
@@ -94,7 +95,7 @@ async def test_every_command_type_runs_to_success() -> None:
         # The polled vendors answer `accepted` first; only TMF622's PATCH is synchronous.
         for command_type in ("run-partner", "start-process", "trigger-batch"):
             assert kinds(system.events, ids[command_type])[0] == "accepted"
-        assert system.broker.queue_length("flowgate.dead-letters") == 0
+        assert await system.broker.queue_length("flowgate.dead-letters") == 0
 
 
 async def test_poll_past_command_deadline_fails_with_kind_deadline() -> None:
@@ -112,7 +113,7 @@ async def test_poll_past_command_deadline_fails_with_kind_deadline() -> None:
         assert "deadline" in error["message"]
         assert event["data"]["vendor_ref"], "the run it gave up on is named"
         assert 0.8 <= elapsed < 4.0, f"gave up after {elapsed:.2f}s for a 1s deadline"
-        await asyncio.sleep(0.5)
+        await system.broker.until_at_rest()
         names = kinds(system.events, command_id)
         assert names[0] == "accepted"
         assert [k for k in names if EventKind(k) in TERMINAL_KINDS] == ["failed"]
@@ -121,7 +122,7 @@ async def test_poll_past_command_deadline_fails_with_kind_deadline() -> None:
 async def test_progress_published_only_when_status_changes() -> None:
     async with memory_system(run_seconds=1.5) as system:
         command_id = await system.publish("run-partner", SAMPLE_COMMANDS["run-partner"])
-        await system.settled([command_id], grace=0.3)
+        await system.settled([command_id])
         seen = system.events.by_command[command_id]
         assert seen[-1]["type"] == "flowgate.run-partner.succeeded"
         statuses = [e["data"]["status"] for e in seen if e["type"].endswith(".progress")]

@@ -16,7 +16,7 @@ from workers.errors import (
     VendorRejected,
     VendorUnavailable,
 )
-from workers.outcome import backoff, decide
+from workers.outcome import Fail, Later, backoff, decide
 from workers.poller.request import next_poll_delay
 from workers.vendors._connection import RetryPolicy
 
@@ -32,13 +32,12 @@ POLICY = RetryPolicy(max_attempts=4, first_delay=1.0, factor=2.0, max_delay=5.0,
         (VendorRejected("400 nope", http_status=400, vendor_code="E1"), ErrorKind.REJECTED, True),
         (VendorFailed("run failed", status="Error"), ErrorKind.VENDOR_FAILED, False),
         (UnknownOutcome("crashed mid-trigger"), ErrorKind.UNKNOWN_OUTCOME, True),
-        (FlowgateError("something else"), ErrorKind.REJECTED, True),
+        (FlowgateError("something else"), ErrorKind.INTERNAL, True),
     ],
 )
 def test_final_errors(exc: Exception, kind: ErrorKind, dead_letter: bool) -> None:
     decision = decide(exc, attempt=1, policy=POLICY)
-    assert decision.retry_in is None
-    assert decision.error is not None
+    assert isinstance(decision, Fail)
     assert decision.error.kind is kind
     assert decision.dead_letter is dead_letter
     assert decision.error.message == str(exc)
@@ -47,8 +46,9 @@ def test_final_errors(exc: Exception, kind: ErrorKind, dead_letter: bool) -> Non
 
 def test_vendor_details_carried_into_error_info() -> None:
     exc = VendorRejected("order not found", http_status=404, vendor_code="ORD-404")
-    error = decide(exc, attempt=1, policy=POLICY).error
-    assert error is not None
+    decision = decide(exc, attempt=1, policy=POLICY)
+    assert isinstance(decision, Fail)
+    error = decision.error
     assert (error.http_status, error.vendor_code) == (404, "ORD-404")
 
 
@@ -56,11 +56,9 @@ def test_unavailable_retries_until_max_attempts_then_exhausted() -> None:
     exc = VendorUnavailable("503 Service Unavailable", http_status=503)
     for attempt in range(1, POLICY.max_attempts):
         decision = decide(exc, attempt=attempt, policy=POLICY)
-        assert decision.error is None and not decision.dead_letter
-        assert decision.retry_in == min(2.0 ** (attempt - 1), POLICY.max_delay)
+        assert decision == Later(min(2.0 ** (attempt - 1), POLICY.max_delay))
     final = decide(exc, attempt=POLICY.max_attempts, policy=POLICY)
-    assert final.retry_in is None and final.dead_letter
-    assert final.error is not None
+    assert isinstance(final, Fail) and final.dead_letter
     assert final.error.kind is ErrorKind.EXHAUSTED
     assert final.error.retriable is True
     assert final.error.http_status == 503
@@ -71,18 +69,18 @@ def test_unavailable_retries_until_max_attempts_then_exhausted() -> None:
 def test_retry_after_respected_and_capped() -> None:
     policy = POLICY.model_copy(update={"max_retry_after": 60.0})
     longer = VendorUnavailable("429", http_status=429, retry_after=30.0)
-    assert decide(longer, attempt=1, policy=policy).retry_in == 30.0
+    assert decide(longer, attempt=1, policy=policy) == Later(30.0)
     huge = VendorUnavailable("429", http_status=429, retry_after=86_400.0)
-    assert decide(huge, attempt=1, policy=policy).retry_in == 60.0
+    assert decide(huge, attempt=1, policy=policy) == Later(60.0)
     # A Retry-After shorter than our own backoff does not shorten the backoff.
     short = VendorUnavailable("429", http_status=429, retry_after=0.1)
-    assert decide(short, attempt=3, policy=policy).retry_in == 4.0
+    assert decide(short, attempt=3, policy=policy) == Later(4.0)
 
 
 def test_retry_after_does_not_extend_attempts() -> None:
     exc = VendorUnavailable("429", retry_after=5.0)
     decision = decide(exc, attempt=POLICY.max_attempts, policy=POLICY)
-    assert decision.retry_in is None and decision.dead_letter
+    assert isinstance(decision, Fail) and decision.dead_letter
 
 
 def test_backoff_grows_exponentially_and_is_capped() -> None:
@@ -117,7 +115,7 @@ def test_retry_backoff_stays_capped_for_any_attempt(n: int) -> None:
     # max_attempts has no upper bound; `factor ** (attempt - 1)` must not overflow the cap.
     policy = RetryPolicy(max_attempts=n + 1, max_delay=30.0, jitter=0.0)
     assert backoff(n, policy) == 30.0
-    assert decide(VendorUnavailable("503"), attempt=n, policy=policy).retry_in == 30.0
+    assert decide(VendorUnavailable("503"), attempt=n, policy=policy) == Later(30.0)
 
 
 @pytest.mark.parametrize("polls", [1_800, 2_880, 100_000])
@@ -128,6 +126,11 @@ def test_poll_delay_stays_capped_for_any_poll_count(polls: int) -> None:
 
 
 @pytest.mark.parametrize("exc", [ValueError("boom"), KeyError("k"), RuntimeError("x")])
-def test_non_flowgate_errors_raise_type_error(exc: Exception) -> None:
-    with pytest.raises(TypeError, match=type(exc).__name__):
-        decide(exc, attempt=1, policy=POLICY)
+def test_a_bug_is_an_internal_failure_that_tells_only_its_type(exc: Exception) -> None:
+    decision = decide(exc, attempt=1, policy=POLICY, doing="calling the vendor")
+    assert isinstance(decision, Fail) and decision.dead_letter
+    assert decision.error.kind is ErrorKind.INTERNAL
+    assert type(exc).__name__ in decision.error.message
+    assert "calling the vendor" in decision.error.message
+    # The exception's text may quote anything (a URL, a header): it stays in the log.
+    assert str(exc) not in decision.error.message

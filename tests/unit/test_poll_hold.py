@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import TERMINAL_KINDS, EventKind, encode_command
 from tests.conftest import Events, fast_settings
+from tests.quiet import QuietBroker
+from tests.waiting import wait_until
 from workers.app import Flowgate
 from workers.broker.base import Binding, OutgoingMessage, Queue, Topology
-from workers.broker.memory import MemoryBroker
 from workers.demo import SAMPLE_COMMANDS
 from workers.poller.request import PollRequest
+from workers.settlement import Work
 from workers.simulators import SimulatorConfig, Simulators, serve
 from workers.topology import (
     COMMANDS_EXCHANGE,
@@ -31,8 +33,8 @@ from workers.topology import (
 )
 
 
-class RecordingBroker(MemoryBroker):
-    """A MemoryBroker that remembers where every poll request was published."""
+class RecordingBroker(QuietBroker):
+    """An in-memory broker that remembers where every poll request was published."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,7 +133,7 @@ class HeldDelivery:
     def __init__(self, request: PollRequest) -> None:
         self.body = request.model_dump_json().encode()
         self.content_type: str | None = "application/json"
-        self.headers: dict[str, Any] = {}
+        self.headers: Mapping[str, Any] = {}
         self.routing_key = f"d0.{POLL_QUEUE}"
         self.exchange = RETRY_EXCHANGE
         self.message_id: str | None = None
@@ -153,9 +155,8 @@ class HeldDelivery:
 async def _started_run(run: Run) -> PollRequest:
     """Trigger a real Robusta run and return a poll request for it, its call due in 1 s."""
     command_id = await run.publish("start-process")
-    async with asyncio.timeout(5):
-        while "accepted" not in run.events.kinds(command_id):
-            await asyncio.sleep(0.02)
+    async with asyncio.timeout(5), run.events.changed:
+        await run.events.changed.wait_for(lambda: "accepted" in run.events.kinds(command_id))
     accepted = run.events.by_command[command_id][0]
     return PollRequest(
         command_id=command_id,
@@ -174,9 +175,10 @@ async def test_a_held_run_whose_channel_closed_is_dropped_without_a_call() -> No
         request = await _started_run(run)
         calls_before = len(run.sims.ledger.entries("robusta.status"))
         delivery = HeldDelivery(request)
-        task = asyncio.create_task(run.app.poller.handle(delivery))
-        await asyncio.sleep(0.2)
-        assert run.app.poller.held >= 1
+        task = asyncio.create_task(
+            run.app.settler.run(Work(delivery, POLL_QUEUE), run.app.poller.handle)
+        )
+        await wait_until(lambda: run.app.poller.held >= 1)
         delivery.lost = True  # the broker has given it to someone else by now
         await asyncio.wait_for(task, 3)
         assert not delivery.settled, "a lost delivery must not be acked"
@@ -190,8 +192,10 @@ async def test_release_hands_held_runs_back_at_once() -> None:
     async with system(run_seconds=30, consume_polls=False) as run:
         request = await _started_run(run)
         delivery = HeldDelivery(request)
-        task = asyncio.create_task(run.app.poller.handle(delivery))
-        await asyncio.sleep(0.2)
+        task = asyncio.create_task(
+            run.app.settler.run(Work(delivery, POLL_QUEUE), run.app.poller.handle)
+        )
+        await wait_until(lambda: run.app.poller.held >= 1)
         published = len(run.broker.poll_publishes)
         started = asyncio.get_running_loop().time()
         run.app.poller.release()
@@ -209,7 +213,7 @@ async def test_terminal_events_stay_single_with_holds_under_load() -> None:
         ids = [await run.publish("start-process") for _ in range(40)]
         async with asyncio.timeout(20):
             await asyncio.gather(*(run.events.terminal(c) for c in ids))
-        await asyncio.sleep(0.3)
+        await run.broker.until_at_rest()  # a duplicate would be in by then
         for command_id in ids:
             terminal = [k for k in run.events.kinds(command_id) if EventKind(k) in TERMINAL_KINDS]
             assert terminal == ["succeeded"]

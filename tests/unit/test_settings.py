@@ -10,6 +10,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from workers.settings import Settings, load_settings
+from workers.vendors.pbsm import PbsmConnection
+from workers.vendors.robusta import RobustaConnection
+from workers.vendors.tmf622 import Tmf622Connection
 
 VENDORS = ("informatica", "robusta", "tmf622", "pbsm")
 
@@ -26,8 +29,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_defaults_give_a_default_connection_per_vendor() -> None:
     settings = load_settings()
     for vendor in VENDORS:
-        connections = getattr(settings, vendor)
+        connections = settings.connections(vendor)
         assert list(connections) == ["default"]
+        assert settings.default_connection(vendor) == "default"
         assert connections["default"].base_url == "http://127.0.0.1:8700"
     assert settings.amqp_url.get_secret_value().startswith("amqp://")
     assert settings.command_types == sorted(settings.command_types)
@@ -40,8 +44,11 @@ def test_env_vars_build_a_named_connection(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("FLOWGATE_PBSM__PROD__RETRY__MAX_ATTEMPTS", "9")
     monkeypatch.setenv("FLOWGATE_PREFETCH", "17")
     monkeypatch.setenv("FLOWGATE_AMQP_URL", "amqp://u:p@rabbit:5672/v")
+    monkeypatch.setenv("FLOWGATE_DEFAULT_CONNECTIONS__PBSM", "prod")
     settings = load_settings()
-    prod = settings.pbsm["prod"]
+    prod = settings.connections("pbsm")["prod"]
+    assert isinstance(prod, PbsmConnection)
+    assert settings.default_connection("pbsm") == "prod"
     assert prod.client_secret.get_secret_value() == "s3cr3t-prod"
     assert prod.base_url == "https://pbsm.example.com"
     assert prod.retry.max_attempts == 9
@@ -59,7 +66,7 @@ def test_bad_env_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "flowgate.toml"
     path.write_text(
-        'prefetch = 32\nhttp_transport = "httpx"\n\n'
+        'prefetch = 32\nhttp_transport = "httpx"\ndefault_connections = { robusta = "east" }\n\n'
         "[input]\nmax_depth = 8\n\n"
         '[robusta.east]\nbase_url = "https://robusta-east.example.com"\n'
         'username = "svc"\npassword = "from-toml"\n\n'
@@ -69,7 +76,8 @@ def test_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.prefetch == 32
     assert settings.http_transport == "httpx"
     assert settings.input.max_depth == 8
-    east = settings.robusta["east"]
+    east = settings.connections("robusta")["east"]
+    assert isinstance(east, RobustaConnection)
     assert (east.base_url, east.username) == ("https://robusta-east.example.com", "svc")
     assert east.password.get_secret_value() == "from-toml"
     assert east.poll.first_delay == 5.0
@@ -78,7 +86,7 @@ def test_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(path).prefetch == 48
     assert load_settings(path, prefetch=64).prefetch == 64
     # The file is read for that call only.
-    assert "east" not in load_settings().robusta
+    assert "east" not in load_settings().connections("robusta")
 
 
 def test_toml_file_from_env_and_missing_file(
@@ -103,11 +111,13 @@ def test_secret_file_read_for_connection(tmp_path: Path, monkeypatch: pytest.Mon
     secret = tmp_path / "client_secret"
     secret.write_text("from-a-file\n")
     monkeypatch.setenv("FLOWGATE_PBSM__PROD__CLIENT_SECRET_FILE", str(secret))
-    settings = load_settings()
-    assert settings.pbsm["prod"].client_secret.get_secret_value() == "from-a-file"
+    settings = load_settings(default_connections={"pbsm": "prod"})
+    prod = settings.connections("pbsm")["prod"]
+    assert isinstance(prod, PbsmConnection)
+    assert prod.client_secret.get_secret_value() == "from-a-file"
     amqp = tmp_path / "amqp"
     amqp.write_text("amqp://file:secret@h/\n")
-    settings = load_settings(amqp_url_file=amqp)
+    settings = load_settings(amqp_url_file=amqp, default_connections={"pbsm": "prod"})
     assert settings.amqp_url.get_secret_value() == "amqp://file:secret@h/"
 
 
@@ -137,13 +147,17 @@ def test_secrets_never_in_repr_or_str(tmp_path: Path, monkeypatch: pytest.Monkey
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    settings = load_settings()
-    texts = [repr(settings), str(settings), repr(settings.pbsm), str(settings.tmf622["eu"])]
+    # Named connections only: every command must name its connection.
+    no_defaults = {v: "" for v in VENDORS}
+    settings = load_settings(default_connections=no_defaults)
+    eu = settings.connections("tmf622")["eu"]
+    assert isinstance(eu, Tmf622Connection)
+    texts = [repr(settings), str(settings), repr(settings.connections("pbsm")), str(eu)]
     for text in texts:
         for value in secrets.values():
             assert value not in text
     assert "pbsm-secret-456" not in settings.model_dump_json()
-    assert isinstance(settings.tmf622["eu"].client_secret, SecretStr)
+    assert isinstance(eu.client_secret, SecretStr)
 
 
 def test_poller_hold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,3 +169,23 @@ def test_poller_hold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("FLOWGATE_POLLER__HOLD", "-1")
     with pytest.raises(ValidationError):
         load_settings()
+
+
+def test_a_vendor_whose_default_connection_is_not_configured_is_refused_at_start() -> None:
+    """Configuring `[pbsm.prod]` replaces the built-in `default`: commands that name no
+    connection would all fail, so the settings say so at start, with the fix."""
+    with pytest.raises(ValidationError) as info:
+        Settings(pbsm={"prod": {}})
+    message = str(info.value)
+    assert "pbsm: a command that names no connection uses 'default'" in message
+    assert "configured: prod" in message
+    assert 'default_connections.pbsm = "<name>"' in message
+    chosen = Settings(pbsm={"prod": {}}, default_connections={"pbsm": "prod"})
+    assert chosen.default_connection("pbsm") == "prod"
+    # An empty name: every pbsm command must name its connection.
+    assert (
+        Settings(pbsm={"prod": {}}, default_connections={"pbsm": ""}).default_connection("pbsm")
+        is None
+    )
+    with pytest.raises(ValidationError, match="names no vendor: pbms"):
+        Settings(default_connections={"pbms": "prod"})

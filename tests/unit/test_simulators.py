@@ -36,12 +36,27 @@ def order_body(name: str = "PayLink", action: str = "add") -> dict[str, Any]:
     }
 
 
+class FakeClock:
+    """The simulators' monotonic clock, moved on by the test: a run advances only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def sims() -> Simulators:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sims(clock: FakeClock) -> Simulators:
     config = SimulatorConfig()
     for vendor in (config.informatica, config.robusta, config.pbsm):
         vendor.run_seconds = RUN
-    return Simulators(config)
+    return Simulators(config, clock=clock)
 
 
 @pytest.fixture
@@ -51,8 +66,10 @@ async def client(sims: Simulators) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def poll(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> list[Any]:
-    """Every answer until the run is final (at most 2 s)."""
+async def poll(
+    client: httpx.AsyncClient, clock: FakeClock, method: str, url: str, **kw: Any
+) -> list[Any]:
+    """Every answer until the run is final, the run 50 ms further on each time (at most 2 s)."""
     seen: list[Any] = []
     for _ in range(40):
         body = (await client.request(method, url, **kw)).json()
@@ -60,7 +77,7 @@ async def poll(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> l
         final = body.get("isFinalStatus") or body.get("batchStatusCode") in ("0", "-1", "-2", "3")
         if final or body.get("status") not in (None, "WAITING", "RUNNING", "success"):
             return seen
-        await asyncio.sleep(0.05)
+        clock.now += 0.05
     raise AssertionError(f"never final: {seen[-1]}")
 
 
@@ -81,20 +98,20 @@ def bearer(token: dict[str, Any]) -> dict[str, str]:
 
 
 async def test_informatica_run_follows_task_then_file_events(
-    sims: Simulators, client: httpx.AsyncClient
+    sims: Simulators, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     sims.set_outcome("informatica", "Acme", "Complete", file_status="Error")
     body = {"partnerName": "Acme", "direction": "inbound"}
     answer = await client.post("/b2b-gw/api/v1/partner/run", json=body, auth=IICS)
     assert answer.status_code == 200
     event_id = answer.json()["eventId"]
-    seen = await poll(client, "GET", f"/b2b-gw/api/v3/event/status/{event_id}", auth=IICS)
+    seen = await poll(client, clock, "GET", f"/b2b-gw/api/v3/event/status/{event_id}", auth=IICS)
     assert seen[0]["eventStatus"] == "Downloading" and seen[0]["fileEvents"] == []
     task = seen[-1]
     assert task["eventType"] == "Task Level Event" and task["eventStatus"] == "Complete"
     assert task["partnerName"] == "Acme" and len(task["fileEvents"]) == 2
     file_url = f"/b2b-gw/api/v3/event/status/{task['fileEvents'][0]['eventId']}"
-    files = await poll(client, "GET", file_url, auth=IICS)
+    files = await poll(client, clock, "GET", file_url, auth=IICS)
     assert files[-1]["eventStatus"] == "Error" and files[-1]["isErrorStatus"] is True
     assert files[-1]["parentEventId"] == event_id
     missing = await client.get("/b2b-gw/api/v3/event/status/1", auth=IICS)
@@ -119,7 +136,7 @@ async def test_informatica_rejects_bad_requests(
     assert wrong.status_code == 401
 
 
-async def test_robusta_outputs_and_validation(client: httpx.AsyncClient) -> None:
+async def test_robusta_outputs_and_validation(client: httpx.AsyncClient, clock: FakeClock) -> None:
     start = "/scheduler/connector-API/process/start"
     body = {"values": {"name": "Username", "surname": "Surname"}, "name": "OneStep"}
     body |= {"runOnce": "Y", "runImmediately": "Y", "startDate": "2020-11-16 16:56:00"}
@@ -127,7 +144,7 @@ async def test_robusta_outputs_and_validation(client: httpx.AsyncClient) -> None
     assert answer.status_code == 200 and answer.json()["message"] == "Process saved"
     spid = answer.json()["robustaSpid"]
     seen = await poll(
-        client, "GET", f"/scheduler/connector-api/process/status/{spid}", auth=ROBUSTA
+        client, clock, "GET", f"/scheduler/connector-api/process/status/{spid}", auth=ROBUSTA
     )
     assert seen[0]["status"] == "WAITING"
     assert seen[-1]["status"] == "SUCCEEDED" and seen[-1]["__out_x"] == "Username Surname"
@@ -137,13 +154,15 @@ async def test_robusta_outputs_and_validation(client: httpx.AsyncClient) -> None
     assert (await client.post(start, json=body, auth=IICS)).status_code == 401
 
 
-async def test_robusta_scripted_failure(sims: Simulators, client: httpx.AsyncClient) -> None:
+async def test_robusta_scripted_failure(
+    sims: Simulators, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
     sims.set_outcome("robusta", "Broken", "FAILED")
     answer = await client.post(
         "/scheduler/connector-API/process/start", json={"name": "Broken"}, auth=ROBUSTA
     )
     url = f"/scheduler/connector-api/process/status/{answer.json()['robustaSpid']}"
-    last = (await poll(client, "GET", url, auth=ROBUSTA))[-1]
+    last = (await poll(client, clock, "GET", url, auth=ROBUSTA))[-1]
     assert last["status"] == "FAILED" and "__out_x" not in last
 
 
@@ -223,7 +242,9 @@ async def test_ledger_records_the_wire(sims: Simulators, client: httpx.AsyncClie
     assert sims.ledger.entries() == []
 
 
-async def test_pbsm_batch_run_tokens_and_codes(sims: Simulators, client: httpx.AsyncClient) -> None:
+async def test_pbsm_batch_run_tokens_and_codes(
+    sims: Simulators, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
     token = await pbsm_token(client)
     trigger: dict[str, Any] = {"batchName": "B2001", "batchType": "rest"}
     trigger |= {"dynamicParamList": {"batchParams": {"$FICMISDATE$": "2022-10-23"}}}
@@ -232,7 +253,7 @@ async def test_pbsm_batch_run_tokens_and_codes(sims: Simulators, client: httpx.A
     run_id = answer["batchRunId"]
     assert re.fullmatch(r"B2001_\d{4}-\d\d-\d\d_\d{13}_1", run_id)
     seen = await poll(
-        client, "POST", PBSM + "status", json={"batchRunId": run_id}, headers=bearer(token)
+        client, clock, "POST", PBSM + "status", json={"batchRunId": run_id}, headers=bearer(token)
     )
     assert seen[0]["batchStatusCode"] == "1" and seen[-1]["batchStatus"] == "SUCCESSFUL"
     assert [t["taskStatus"] for t in seen[-1]["taskStatusList"]] == ["SUCCESSFUL"] * 2
@@ -270,7 +291,7 @@ async def test_pbsm_batch_run_tokens_and_codes(sims: Simulators, client: httpx.A
 
 
 async def test_pbsm_token_errors_and_failed_group(
-    sims: Simulators, client: httpx.AsyncClient
+    sims: Simulators, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     form = {"grant_type": "password", "username": "pbsm-user", "password": "pbsm-password"}
     bad_client = await client.post("/oauth2/v1/token", data=form, auth=("pbsm-client", "x"))
@@ -290,7 +311,9 @@ async def test_pbsm_token_errors_and_failed_group(
     run_id = (await client.post(PBSM + "trigger", json=trigger, headers=headers)).json()[
         "batchRunId"
     ]
-    seen = await poll(client, "POST", PBSM + "status", json={"batchRunId": run_id}, headers=headers)
+    seen = await poll(
+        client, clock, "POST", PBSM + "status", json={"batchRunId": run_id}, headers=headers
+    )
     last = seen[-1]
     assert (last["batchStatusCode"], last["batchStatus"]) == ("-1", "FAILED")
     assert [b["batchStatusCode"] for b in last["batchList"]] == ["0", "-1"]

@@ -14,7 +14,11 @@ from pydantic import SecretStr
 import workers.vendors.informatica as informatica
 from contracts.commands import RunPartner
 from workers.errors import VendorError, VendorRejected, VendorUnavailable
-from workers.vendors.informatica import InformaticaAdapter, InformaticaConnection
+from workers.vendors.informatica import (
+    InformaticaClient,
+    InformaticaConnection,
+    RunPartnerHandler,
+)
 
 BASE = "http://vendor.test:8700"
 SECRET = "s3cr3t-Pa55"
@@ -23,7 +27,7 @@ STATUS_URL = BASE + "/b2b-gw/api/v3/event/status/"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def make(handler: Handler, **settings: Any) -> tuple[InformaticaAdapter, list[httpx.Request]]:
+def make(handler: Handler, **settings: Any) -> tuple[RunPartnerHandler, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -34,7 +38,7 @@ def make(handler: Handler, **settings: Any) -> tuple[InformaticaAdapter, list[ht
         base_url=BASE + "/", username="iics", password=SecretStr(SECRET), timeout=7.5, **settings
     )
     http = httpx.AsyncClient(transport=httpx.MockTransport(record))
-    return InformaticaAdapter(http, connection), seen
+    return RunPartnerHandler(InformaticaClient(http, connection)), seen
 
 
 def events(table: dict[str, list[dict[str, Any]]]) -> Handler:

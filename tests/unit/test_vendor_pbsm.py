@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from contracts.commands import TriggerBatch
 from workers.errors import VendorRejected, VendorUnavailable
-from workers.vendors.pbsm import PbsmAdapter, PbsmConnection, TokenManager
+from workers.vendors._http import RETRIABLE_STATUSES
+from workers.vendors.pbsm import PbsmClient, PbsmConnection, TokenManager, TriggerBatchHandler
 
 BASE = "http://pbsm.test:8700"
 SECRETS = ("client-s3cret", "user-passw0rd", "access-", "refresh-")
@@ -64,11 +65,13 @@ class FakePbsm:
         return httpx.Response(200, json={"batchRunId": RUN_ID, "statusCode": "0", "status": "ok"})
 
 
-def make(fake: FakePbsm, clock: Clock | None = None) -> PbsmAdapter:
+def make(fake: FakePbsm, clock: Clock | None = None) -> TriggerBatchHandler:
     secrets = {"client_secret": SecretStr(SECRETS[0]), "password": SecretStr(SECRETS[1])}
     conn = PbsmConnection(base_url=BASE + "/", username="batchman", timeout=9.0, **secrets)
     http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
-    return PbsmAdapter(http, conn, TokenManager(http, conn, clock=clock or Clock()))
+    return TriggerBatchHandler(
+        PbsmClient(http, conn, TokenManager(http, conn, clock=clock or Clock()))
+    )
 
 
 def trigger(**overrides: Any) -> TriggerBatch:
@@ -182,7 +185,7 @@ async def test_second_401_is_rejected() -> None:
         await a.trigger(trigger(), command_id="c")
     assert info.value.http_status == 401 and len(fake.calls) == 2
     assert [form["grant_type"] for form in fake.token_forms] == ["password", "refresh_token"]
-    no_secret(info.value, a.tokens, a.client, a)
+    no_secret(info.value, a.client.tokens, a.client, a)
 
 
 async def test_refused_refresh_falls_back_to_password_grant() -> None:
@@ -196,16 +199,20 @@ async def test_refused_refresh_falls_back_to_password_grant() -> None:
     assert fake.calls[-1].headers["Authorization"] == "Bearer access-2"
 
 
-@pytest.mark.parametrize("status", [400, 401, 500, 503])
+@pytest.mark.parametrize("status", [400, 401, 500, 502, 503, 504])
 async def test_token_endpoint_errors(status: int) -> None:
+    """The token call classifies answers as the trigger and status calls do (`error_for`):
+    429/502/503/504 are passing, every other refusal (500 included) is final."""
     fake = FakePbsm()
     fake.token_status = status
     a = make(fake)
     with pytest.raises((VendorRejected, VendorUnavailable)) as info:
         await a.trigger(trigger(), command_id="c")
     assert str(info.value).startswith("PBSM token: ") and not fake.calls
-    assert isinstance(info.value, VendorUnavailable) == (status >= 500)
-    no_secret(info.value, a.tokens)
+    assert isinstance(info.value, VendorUnavailable) == (status in RETRIABLE_STATUSES)
+    if isinstance(info.value, VendorUnavailable):
+        assert not info.value.maybe_sent, "a token call never starts a batch"
+    no_secret(info.value, a.client.tokens)
 
 
 async def test_negative_status_code_is_rejected() -> None:

@@ -16,7 +16,12 @@ from pydantic import SecretStr
 import workers.vendors.robusta as robusta
 from contracts.commands import ProcessSchedule, StartProcess
 from workers.errors import VendorError, VendorRejected, VendorUnavailable
-from workers.vendors.robusta import RobustaAdapter, RobustaConnection, format_date
+from workers.vendors.robusta import (
+    RobustaClient,
+    RobustaConnection,
+    StartProcessHandler,
+    format_date,
+)
 
 BASE = "http://vendor.test:8700"
 SECRET = "r0bu5ta-Secret"
@@ -25,7 +30,7 @@ SPID = "f0d2228c-9711-42f5-91ca-afc957f29255"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def make(handler: Handler, **settings: Any) -> tuple[RobustaAdapter, list[httpx.Request]]:
+def make(handler: Handler, **settings: Any) -> tuple[StartProcessHandler, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -36,7 +41,7 @@ def make(handler: Handler, **settings: Any) -> tuple[RobustaAdapter, list[httpx.
         base_url=BASE, username="rob", password=SecretStr(SECRET), timeout=4.0, **settings
     )
     http = httpx.AsyncClient(transport=httpx.MockTransport(record))
-    return RobustaAdapter(http, connection), seen
+    return StartProcessHandler(RobustaClient(http, connection)), seen
 
 
 def answer(status: int, body: Any = None, **headers: str) -> Handler:

@@ -9,9 +9,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from contracts import RunPartner
 from contracts.commands import AddPaylink
+from workers.commands import COMMANDS
 from workers.errors import InvalidCommand, VendorRejected, VendorUnavailable
-from workers.vendors.tmf622 import Tmf622Adapter, Tmf622Client, Tmf622Connection
+from workers.vendors.base import FollowedHandler
+from workers.vendors.tmf622 import AddPaylinkHandler, Tmf622Client, Tmf622Connection
 
 SECRET = "s3cr3t-value"
 SUCCESS = {
@@ -45,9 +48,9 @@ def connection(**overrides: object) -> Tmf622Connection:
     return Tmf622Connection.model_validate(values)
 
 
-def adapter(handler: Handler, **overrides: object) -> Tmf622Adapter:
+def adapter(handler: Handler, **overrides: object) -> AddPaylinkHandler:
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return Tmf622Adapter(http, connection(**overrides))
+    return AddPaylinkHandler(Tmf622Client(http, connection(**overrides)))
 
 
 def command(**overrides: object) -> AddPaylink:
@@ -189,10 +192,12 @@ async def test_transport_errors_are_unavailable_without_secrets() -> None:
 async def test_no_secret_in_reprs_and_status_is_never_called() -> None:
     http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     conn = connection()
-    a = Tmf622Adapter(http, conn)
+    a = AddPaylinkHandler(Tmf622Client(http, conn))
     for thing in (conn, a, a.client, Tmf622Client(http, conn)):
         assert SECRET not in repr(thing)
-    with pytest.raises(RuntimeError):
-        await a.status({"order_id": "x", "business_id": "PR"}, cursor={})
+    assert not isinstance(a, FollowedHandler)
+    bound = COMMANDS["add-paylink"].bind(Tmf622Client(http, conn))
+    with pytest.raises(TypeError):
+        await bound.status({"order_id": "x", "business_id": "PR"}, cursor={})
     with pytest.raises(InvalidCommand):
-        await a.trigger(conn, command_id="c")
+        await bound.trigger(RunPartner(partner_name="p", direction="INBOUND"), command_id="c")

@@ -245,13 +245,18 @@ class AmqpBroker:
 
     async def purge(self, queue: str) -> int:
         """Drop every ready message of `queue` (tests and `flowgate dlq purge`); the count."""
-        channel = await self._ready()
-        source = await channel.declare_queue(queue, passive=True, robust=False)
+        source = await self._passive(queue)
         result = await source.purge()
         return int(result.message_count)
 
     async def queue_length(self, queue: str) -> int:
-        """Ready messages, from a passive declare (needs a round trip, hence async)."""
+        """Ready messages, from a passive declare."""
+        source = await self._passive(queue)
+        return int(source.declaration_result.message_count)
+
+    async def _passive(self, queue: str) -> Any:
         channel = await self._ready()
-        result = await channel.declare_queue(queue, passive=True, robust=False)
-        return int(result.declaration_result.message_count)
+        try:
+            return await channel.declare_queue(queue, passive=True, robust=False)
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            raise TopologyError(f"no queue {queue!r} (NOT_FOUND)") from exc

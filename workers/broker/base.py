@@ -127,6 +127,18 @@ class Broker(Protocol):
     async def cancel_consumers(self) -> None:
         """Stop taking new deliveries (graceful shutdown); in-flight handlers may finish."""
 
+    async def get(self, queue: str) -> Delivery | None:
+        """basic.get: the head message (unacked until settled), None when the queue is empty."""
+
+    async def purge(self, queue: str) -> int:
+        """Drop every ready message of `queue`; how many were dropped."""
+
+    async def queue_length(self, queue: str) -> int:
+        """Ready messages of `queue` (not the unacked ones), like RabbitMQ's messages_ready."""
+
+    async def delete(self, topology: Topology) -> None:
+        """Delete the topology's queues (with their messages) and exchanges."""
+
 
 class TopologyError(Exception):
     """A declaration RabbitMQ would refuse (PRECONDITION_FAILED / NOT_FOUND)."""

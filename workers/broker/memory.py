@@ -228,7 +228,7 @@ class MemoryBroker:
         state.ready.clear()
         return count
 
-    def queue_length(self, queue: str) -> int:
+    async def queue_length(self, queue: str) -> int:
         """Ready messages (not the unacked ones), like RabbitMQ's `messages_ready`."""
         return len(self._queue(queue).ready)
 

@@ -41,6 +41,7 @@ class PollRequest(BaseModel):
     )
     traceparent: str | None = None
     tracestate: str | None = None
+    replayof: str | None = None
 
     def wait(self) -> float:
         """Seconds until the next status call is due (0 when it is)."""

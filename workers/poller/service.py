@@ -11,21 +11,21 @@ calls go round the delay ladder. Deadlines (the command's own, or the connection
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
 from pydantic import ValidationError
 
 from contracts import ErrorInfo, ErrorKind, EventData, EventKind
-from workers.broker.base import Delivery
-from workers.errors import FlowgateError
-from workers.outcome import Decision, decide
+from workers.errors import FlowgateError, UnknownConnection
+from workers.outcome import Done, Drop, Fail, Later, Settlement, decide
 from workers.poller.request import PollRequest, next_poll_delay, send_poll
-from workers.publisher import Trace
+from workers.publisher import Context
 from workers.registry import Registry
-from workers.runtime import Answer, Outcomes, carry_out, redelay_if_early, terminal_event
-from workers.topology import DELAY_TIERS_MS, POLL_QUEUE
-from workers.vendors._connection import RetryPolicy
+from workers.runtime import Outcomes, redelay_if_early, terminal_event
+from workers.settlement import Answer, Work
+from workers.topology import DELAY_TIERS_MS
 
 __all__ = ["Poller"]
 
@@ -63,24 +63,38 @@ class Poller:
         for waiter in self._held:
             _wake(waiter)
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, work: Work) -> Settlement:
+        delivery = work.delivery
         try:
             request = PollRequest.model_validate_json(delivery.body)
         except ValidationError as exc:
-            # Only flowgate writes poll requests: a bad one is a bug or a stray publish.
-            await self._publisher.dead_letter(
-                delivery,
-                queue=POLL_QUEUE,
-                reason=f"not a poll request: {exc.error_count()} validation errors",
-                error_kind="invalid",
-                attempts=1,
+            # Only flowgate writes poll requests: a bad one is a bug or a stray publish. Its
+            # command still gets its terminal event when the request names it.
+            work.answer = _answer_of_unreadable(delivery.body)
+            return Fail(
+                ErrorInfo(
+                    kind=ErrorKind.INTERNAL,
+                    message=f"unreadable poll request ({exc.error_count()} validation errors); "
+                    "flowgate stopped following this run",
+                ),
+                dead_letter=True,
             )
-            await delivery.ack()
-            return
         # Requests written before `due_at` existed rely on the ladder's due header.
-        if request.due_at is None and await redelay_if_early(delivery, POLL_QUEUE, self._publisher):
-            return
-        trace = Trace(request.traceparent, request.tracestate)
+        if request.due_at is None:
+            early = await redelay_if_early(delivery)
+            if early is not None:
+                return early
+        context = Context(request.traceparent, request.tracestate, request.replayof)
+        work.answer = Answer(
+            request.command_id,
+            request.command_type,
+            request.connection,
+            context,
+            vendor_ref=request.vendor_ref,
+            status=request.status,
+        )
+        work.attempt = request.errors + 1
+        work.doing = "following the run"
         # Only a chain started again after a redelivery can run beside another one; for the
         # rest, recording the outcome (first one wins) is protection enough, and this read
         # would cost a Redis round trip per poll.
@@ -90,9 +104,8 @@ class Poller:
         if recorded is not None:
             # Another poll chain for the same run (after a redelivery) already finished it:
             # repeat its event (same id) in case that chain died before publishing, and stop.
-            await self._outcomes.republish(recorded, trace)
-            await delivery.ack()
-            return
+            await self._outcomes.republish(recorded, context)
+            return Done()
         while True:
             wait = request.wait()
             if wait > 0:
@@ -100,13 +113,12 @@ class Poller:
                     # Due too late to hold, too many held, or stopping: round the delay
                     # ladder (straight back to the queue would only come back here at once).
                     await send_poll(self._publisher, request, hold=0.0)
-                    await delivery.ack()
-                    return
+                    return Done()
                 if delivery.lost:
-                    return  # its channel closed while it waited: the broker has it again
-            following = await self._poll(delivery, request, trace)
-            if following is None:
-                return
+                    return Drop()  # its channel closed while it waited: the broker has it again
+            following = await self._poll(work, request, context)
+            if not isinstance(following, PollRequest):
+                return following
             request = following
 
     async def _wait(self, seconds: float) -> bool:
@@ -127,41 +139,40 @@ class Poller:
         return not self._released
 
     async def _poll(
-        self, delivery: Delivery, request: PollRequest, trace: Trace
-    ) -> PollRequest | None:
-        """One status call. The next request when the run may be held on; None when this
-        delivery was settled (finished, handed on, retried or given up)."""
-        answer = Answer(
-            request.command_id,
-            request.command_type,
-            request.connection,
-            trace,
-            vendor_ref=request.vendor_ref,
-            status=request.status,
-        )
+        self, work: Work, request: PollRequest, context: Context
+    ) -> PollRequest | Settlement:
+        """One status call. The next request when the run may be held on; otherwise how this
+        delivery is to be settled (finished, handed on, retried or given up)."""
+        work.learnt(status=request.status)
         if time.time() >= request.deadline:
-            await self._give_up(delivery, request, answer)
-            return None
+            return self._give_up(request)
         try:
-            connection = self._registry.connection(request.command_type, request.connection)
-            adapter = self._registry.adapter(request.command_type, request.connection)
-            report = await adapter.status(request.vendor_ref, cursor=request.cursor)
-        except FlowgateError as exc:
-            policy = self._status_retry(request)
-            decision = decide(exc, attempt=request.errors + 1, policy=policy)
-            due = None if decision.retry_in is None else time.time() + decision.retry_in
-            retry = request.model_copy(update={"errors": request.errors + 1, "due_at": due})
-            await carry_out(
-                decision,
-                delivery=delivery,
-                queue=POLL_QUEUE,
-                outcomes=self._outcomes,
-                answer=answer,
-                attempt=request.errors + 1,
-                retry_body=retry.model_dump_json().encode(),
-                retry_headers={},
+            _, connection = self._registry.resolve(request.command_type, request.connection)
+        except UnknownConnection as exc:
+            # Renamed or removed while this run was followed: nothing here can follow it.
+            return Fail(
+                ErrorInfo(
+                    kind=ErrorKind.INTERNAL,
+                    message=f"{exc.message}: the connection this run was started on is no "
+                    "longer configured, so flowgate stopped following it; the vendor run may "
+                    "still be going",
+                ),
+                dead_letter=True,
             )
-            return None
+        try:
+            handler = self._registry.handler(request.command_type, request.connection)
+            report = await handler.status(request.vendor_ref, cursor=request.cursor)
+        except FlowgateError as exc:
+            policy = connection.retry.model_copy(
+                update={"max_attempts": connection.poll.max_errors}
+            )
+            decision = decide(exc, attempt=request.errors + 1, policy=policy)
+            if isinstance(decision, Fail):
+                return decision
+            retry = request.model_copy(
+                update={"errors": request.errors + 1, "due_at": time.time() + decision.delay}
+            )
+            return Later(decision.delay, body=retry.model_dump_json().encode(), headers={})
         base = EventData(
             command_id=request.command_id,
             command_type=request.command_type,
@@ -172,13 +183,12 @@ class Poller:
         )
         if report.state != "running":
             kind, error = terminal_event(report)
-            await self._outcomes.finish(kind, base.model_copy(update={"error": error}), trace)
-            await delivery.ack()
-            return None
+            await self._outcomes.finish(kind, base.model_copy(update={"error": error}), context)
+            return Done()
         changed = report.status != request.status
         if changed:
             await self._publisher.event(
-                EventKind.PROGRESS, base, trace=trace, discriminator=f"{request.polls}"
+                EventKind.PROGRESS, base, context=context, discriminator=f"{request.polls}"
             )
         poll = connection.poll
         # The first call came `first_delay` after the trigger; this is the delay after call
@@ -202,26 +212,41 @@ class Poller:
         if changed or cursor != request.cursor or delay > self._hold:
             # Checkpoint: a redelivery must never replay from before what was announced.
             await send_poll(self._publisher, following, hold=self._hold)
-            await delivery.ack()
-            return None
+            return Done()
         return following
 
-    def _status_retry(self, request: PollRequest) -> RetryPolicy:
-        connection = self._registry.connection(request.command_type, request.connection)
-        return connection.retry.model_copy(update={"max_attempts": connection.poll.max_errors})
-
-    async def _give_up(self, delivery: Delivery, request: PollRequest, answer: Answer) -> None:
+    @staticmethod
+    def _give_up(request: PollRequest) -> Fail:
         waited = time.time() - request.started_at
-        error = ErrorInfo(
-            kind=ErrorKind.DEADLINE,
-            message=f"run not finished by its deadline ({waited:.0f} s after the trigger, "
-            f"last status {request.status or 'unknown'})",
+        return Fail(
+            ErrorInfo(
+                kind=ErrorKind.DEADLINE,
+                message=f"run not finished by its deadline ({waited:.0f} s after the trigger, "
+                f"last status {request.status or 'unknown'})",
+            )
         )
-        await carry_out(
-            Decision(error),
-            delivery=delivery,
-            queue=POLL_QUEUE,
-            outcomes=self._outcomes,
-            answer=answer,
-            attempt=request.polls,
-        )
+
+
+def _answer_of_unreadable(body: bytes) -> Answer | None:
+    """Who an unreadable poll request is about, when its JSON still says."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    command_id, command_type = raw.get("command_id"), raw.get("command_type")
+    connection, vendor_ref = raw.get("connection"), raw.get("vendor_ref")
+    if not isinstance(command_id, str) or not command_id:
+        return None
+    ref_ok = isinstance(vendor_ref, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in vendor_ref.items()
+    )
+    return Answer(
+        command_id,
+        command_type if isinstance(command_type, str) else None,
+        connection if isinstance(connection, str) else "default",
+        Context(),
+        # Recorded as the outcome even without a readable reference: the run was triggered.
+        vendor_ref=dict(vendor_ref) if ref_ok and isinstance(vendor_ref, dict) else {},
+    )

@@ -1,22 +1,43 @@
-"""What every vendor folder provides: an adapter that triggers a command and reports status.
+"""What every vendor folder provides, and the shape of one command type's registration.
 
-A vendor folder holds the same files: `models.py` (the vendor's wire shapes), `client.py` (an
-httpx client over an injected `httpx.AsyncClient`), `handlers.py` (the `VendorAdapter` that maps
-a flowgate command to client calls and vendor answers to `Triggered` / `StatusReport`).
-Adapters raise the typed errors of `workers.errors`; they never publish or ack.
+A vendor folder holds the same files: `config.py` (its connection settings model), `models.py`
+(the vendor's wire shapes), `client.py` (an httpx client over an injected `httpx.AsyncClient`,
+holding whatever one connection shares: a token, a session), `__init__.py` (its `Vendor`), and
+one module per command type with the handler that maps the command to client calls and the
+vendor's answers to `Triggered` / `StatusReport`. Handlers raise the typed errors of
+`workers.errors`; they never publish, ack or retry.
+
+`workers.commands.COMMANDS` is the table that ties a command model to its vendor and handler.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel
+import httpx
 
-__all__ = ["RunState", "StatusReport", "Triggered", "VendorAdapter"]
+from contracts.commands import Command
+from workers.errors import InvalidCommand
+from workers.vendors._connection import ConnectionBase
+
+__all__ = [
+    "CommandHandler",
+    "FollowedHandler",
+    "Registration",
+    "RunState",
+    "StatusReport",
+    "Triggered",
+    "Vendor",
+]
 
 RunState = Literal["running", "succeeded", "failed", "cancelled"]
+
+C = TypeVar("C", bound=Command)
+C_contra = TypeVar("C_contra", bound=Command, contravariant=True)
+K = TypeVar("K", bound=ConnectionBase)
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -45,11 +66,90 @@ class Triggered:
     report: StatusReport | None = None
 
 
-class VendorAdapter(Protocol):
-    """Registered per command type at bootstrap; one instance per (command type, connection)."""
+class CommandHandler(Protocol[C_contra]):
+    """Serves one command type on one connection: calls the vendor for a command."""
 
-    async def trigger(self, command: BaseModel, *, command_id: str) -> Triggered: ...
+    async def trigger(self, command: C_contra, *, command_id: str) -> Triggered: ...
+
+
+@runtime_checkable
+class FollowedHandler(CommandHandler[C_contra], Protocol[C_contra]):
+    """A handler whose runs the poller follows: it also reads a run's status."""
 
     async def status(
         self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
     ) -> StatusReport: ...
+
+
+@dataclass(frozen=True)
+class Vendor(Generic[K, S]):
+    """One vendor: its settings section (`[<name>.<connection>]`), its connection model, and
+    how to open the client that every command type of one connection shares (one token
+    manager per PBSM connection, not one per command type)."""
+
+    name: str
+    title: str
+    connection: type[K]
+    open: Callable[[httpx.AsyncClient, K], S]
+
+    def client(self, http: httpx.AsyncClient, connection: ConnectionBase) -> S:
+        if not isinstance(connection, self.connection):
+            raise TypeError(f"{self.name} needs a {self.connection.__name__}")
+        return self.open(http, connection)
+
+
+@dataclass(frozen=True)
+class Registration(Generic[C, S]):
+    """Everything flowgate needs to know about one command type.
+
+    The contract side (`command_type`, `followed`, `example`) is read from the model, so
+    publishers have it without the worker code; `handler` builds the command's handler over
+    the vendor's shared client of one connection.
+    """
+
+    model: type[C]
+    vendor: Vendor[Any, S]
+    handler: Callable[[S], CommandHandler[C] | FollowedHandler[C]]
+
+    @property
+    def command_type(self) -> str:
+        return self.model.command_type
+
+    @property
+    def followed(self) -> bool:
+        return self.model.followed
+
+    @property
+    def example(self) -> dict[str, Any]:
+        return dict(self.model.example)
+
+    def bind(self, client: S) -> Bound[C]:
+        handler = self.handler(client)
+        if self.followed and not isinstance(handler, FollowedHandler):
+            raise TypeError(f"{self.command_type} is followed, but its handler has no status()")
+        return Bound(self, handler)
+
+
+@dataclass(frozen=True)
+class Bound(Generic[C]):
+    """A registration's handler on one connection, callable with any decoded command: the
+    one place where a `Command` is narrowed to the model its handler takes."""
+
+    registration: Registration[C, Any]
+    handler: CommandHandler[C] | FollowedHandler[C]
+
+    async def trigger(self, command: Command, *, command_id: str) -> Triggered:
+        model = self.registration.model
+        if not isinstance(command, model):
+            raise InvalidCommand(
+                f"{self.registration.command_type} takes {model.__name__} data, "
+                f"not {type(command).__name__}"
+            )
+        return await self.handler.trigger(command, command_id=command_id)
+
+    async def status(
+        self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
+    ) -> StatusReport:
+        if not isinstance(self.handler, FollowedHandler):
+            raise TypeError(f"{self.registration.command_type} is not followed: no status call")
+        return await self.handler.status(vendor_ref, cursor=cursor)

@@ -1,16 +1,12 @@
-"""Informatica B2B Gateway: the `run-partner` adapter, its client and wire models."""
+"""Informatica B2B Gateway: `run-partner`, its client and wire models."""
 
+from workers.vendors.base import Vendor
 from workers.vendors.informatica.client import (
     EVENT_STATUS_PATH,
     RUN_PARTNER_PATH,
     InformaticaClient,
 )
 from workers.vendors.informatica.config import InformaticaConnection
-from workers.vendors.informatica.handlers import (
-    FILE_EVENT_CONCURRENCY,
-    InformaticaAdapter,
-    run_partner_request,
-)
 from workers.vendors.informatica.models import (
     EventRef,
     EventStatus,
@@ -20,19 +16,27 @@ from workers.vendors.informatica.models import (
     RunPartnerRequest,
     RunPartnerResponse,
 )
+from workers.vendors.informatica.run_partner import (
+    FILE_EVENT_CONCURRENCY,
+    RunPartnerHandler,
+    run_partner_request,
+)
+
+VENDOR = Vendor("informatica", "Informatica B2B Gateway", InformaticaConnection, InformaticaClient)
 
 __all__ = [
     "EVENT_STATUS_PATH",
     "FILE_EVENT_CONCURRENCY",
     "RUN_PARTNER_PATH",
+    "VENDOR",
     "EventRef",
     "EventStatus",
-    "InformaticaAdapter",
     "InformaticaClient",
     "InformaticaConnection",
     "InformaticaError",
     "InformaticaErrorBody",
     "MappingParameters",
+    "RunPartnerHandler",
     "RunPartnerRequest",
     "RunPartnerResponse",
     "run_partner_request",

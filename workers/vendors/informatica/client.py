@@ -45,6 +45,10 @@ class InformaticaClient:
         self._http = http
         self._connection = connection
 
+    @property
+    def connection(self) -> InformaticaConnection:
+        return self._connection
+
     async def run_partner(self, request: RunPartnerRequest) -> RunPartnerResponse:
         """`POST /b2b-gw/api/v1/partner/run`; the answer holds the task event id."""
         what = "Run Partner"

@@ -1,4 +1,4 @@
-"""The `run-partner` adapter: run a partner flow, then follow its task and file events.
+"""The `run-partner` handler: run a partner flow, then follow its task and file events.
 
 `trigger` calls Run Partner and returns `vendor_ref={"event_id": <task event id>}`.
 `status` follows the task event until its `eventStatus` is final, then every file event the
@@ -26,21 +26,18 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from contracts.commands import RunPartner
-from workers.errors import InvalidCommand
 from workers.vendors.base import StatusReport, Triggered
 from workers.vendors.informatica.client import InformaticaClient
-from workers.vendors.informatica.config import InformaticaConnection
 from workers.vendors.informatica.models import (
     EventStatus,
     MappingParameters,
     RunPartnerRequest,
 )
 
-__all__ = ["FILE_EVENT_CONCURRENCY", "InformaticaAdapter", "run_partner_request"]
+__all__ = ["FILE_EVENT_CONCURRENCY", "RunPartnerHandler", "run_partner_request"]
 
 FILE_EVENT_CONCURRENCY = 8
 
@@ -78,19 +75,17 @@ class _Progress(BaseModel):
         }
 
 
-class InformaticaAdapter:
-    """`VendorAdapter` for `run-partner` on one Informatica connection."""
+class RunPartnerHandler:
+    """`run-partner` on one Informatica connection."""
 
-    def __init__(self, http: httpx.AsyncClient, connection: InformaticaConnection) -> None:
-        self.connection = connection
-        self.client = InformaticaClient(http, connection)
+    def __init__(self, client: InformaticaClient) -> None:
+        self.client = client
+        self.connection = connection = client.connection
         self._final = frozenset(connection.final_statuses) | frozenset(connection.failure_statuses)
         self._failure = frozenset(connection.failure_statuses)
 
-    async def trigger(self, command: BaseModel, *, command_id: str) -> Triggered:
+    async def trigger(self, command: RunPartner, *, command_id: str) -> Triggered:
         """Run the partner flow. `command_id` is unused: the vendor has no idempotency key."""
-        if not isinstance(command, RunPartner):
-            raise InvalidCommand(f"run-partner expects RunPartner, got {type(command).__name__}")
         answer = await self.client.run_partner(run_partner_request(command))
         return Triggered(vendor_ref={"event_id": answer.eventId})
 

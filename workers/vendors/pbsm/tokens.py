@@ -22,7 +22,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from workers.errors import VendorRejected, VendorUnavailable
-from workers.vendors._http import basic_auth, call, error_for, json_or_none, parse_retry_after
+from workers.vendors._http import basic_auth, call, error_for, json_or_none
 from workers.vendors.pbsm.config import PbsmConnection
 from workers.vendors.pbsm.models import TokenAnswer
 
@@ -151,11 +151,5 @@ def _token_error(response: httpx.Response, payload: object) -> VendorRejected | 
         error, description = payload.get("error"), payload.get("error_description")
         code = error if isinstance(error, str) else None
         text = ": ".join(part for part in (code, description) if isinstance(part, str) and part)
-    if response.status_code >= 500:
-        return VendorUnavailable(
-            f"{WHAT}: HTTP {response.status_code}" + (f": {text}" if text else ""),
-            http_status=response.status_code,
-            vendor_code=code,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
+    # The same rules as every other vendor call: 429/502/503/504 pass, the rest are final.
     return error_for(response, what=WHAT, vendor_code=code, message=text)

@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-from pydantic import BaseModel
-
 from contracts.commands import TriggerBatch
-from workers.errors import InvalidCommand, UnknownOutcome
+from workers.errors import UnknownOutcome
 from workers.vendors.base import RunState, StatusReport, Triggered
 from workers.vendors.pbsm.client import PbsmClient
-from workers.vendors.pbsm.config import PbsmConnection
 from workers.vendors.pbsm.models import (
     BatchParams,
     GroupBatchParams,
@@ -20,9 +16,8 @@ from workers.vendors.pbsm.models import (
     TriggerRequest,
     describe_code,
 )
-from workers.vendors.pbsm.tokens import TokenManager
 
-__all__ = ["BATCH_STATES", "PbsmAdapter", "report_for", "trigger_request"]
+__all__ = ["BATCH_STATES", "TriggerBatchHandler", "report_for", "trigger_request"]
 
 # batchStatusCode (Table 10-1) → flowgate run state, as docs/vendors.md sets it.
 BATCH_STATES: dict[str, RunState] = {
@@ -56,33 +51,18 @@ def trigger_request(command: TriggerBatch) -> TriggerRequest:
     )
 
 
-class PbsmAdapter:
-    """`VendorAdapter` for `trigger-batch`. vendor_ref is `{"batch_run_id": ...}`.
+class TriggerBatchHandler:
+    """`trigger-batch` on one PBSM connection. vendor_ref is `{"batch_run_id": ...}`; the
+    client (and its token) is the one every PBSM command type of the connection shares."""
 
-    Pass the connection's shared `TokenManager` as `tokens` when several adapters or clients use
-    one connection; without it the adapter makes its own (exposed as `.tokens`).
-    """
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        connection: PbsmConnection,
-        tokens: TokenManager | None = None,
-    ) -> None:
-        self._tokens = tokens if tokens is not None else TokenManager(http, connection)
-        self._client = PbsmClient(http, connection, self._tokens)
-
-    @property
-    def tokens(self) -> TokenManager:
-        return self._tokens
+    def __init__(self, client: PbsmClient) -> None:
+        self._client = client
 
     @property
     def client(self) -> PbsmClient:
         return self._client
 
-    async def trigger(self, command: BaseModel, *, command_id: str) -> Triggered:
-        if not isinstance(command, TriggerBatch):
-            raise InvalidCommand(f"PBSM adapter takes trigger-batch, not {type(command).__name__}")
+    async def trigger(self, command: TriggerBatch, *, command_id: str) -> Triggered:
         answer = await self._client.trigger(trigger_request(command))
         if not answer.batchRunId:
             raise UnknownOutcome(

@@ -1,17 +1,12 @@
-"""Robusta scheduler connector API: the `start-process` adapter, its client and wire models."""
+"""Robusta scheduler connector API: `start-process`, its client and wire models."""
 
+from workers.vendors.base import Vendor
 from workers.vendors.robusta.client import (
     PROCESS_START_PATH,
     PROCESS_STATUS_PATH,
     RobustaClient,
 )
 from workers.vendors.robusta.config import RobustaConnection
-from workers.vendors.robusta.handlers import (
-    DATE_FORMAT,
-    RobustaAdapter,
-    format_date,
-    start_process_request,
-)
 from workers.vendors.robusta.models import (
     OUTPUT_PREFIX,
     ProcessStatusResponse,
@@ -20,17 +15,26 @@ from workers.vendors.robusta.models import (
     StartProcessResponse,
     YesNo,
 )
+from workers.vendors.robusta.start_process import (
+    DATE_FORMAT,
+    StartProcessHandler,
+    format_date,
+    start_process_request,
+)
+
+VENDOR = Vendor("robusta", "Robusta scheduler", RobustaConnection, RobustaClient)
 
 __all__ = [
     "DATE_FORMAT",
     "OUTPUT_PREFIX",
     "PROCESS_START_PATH",
     "PROCESS_STATUS_PATH",
+    "VENDOR",
     "ProcessStatusResponse",
-    "RobustaAdapter",
     "RobustaClient",
     "RobustaConnection",
     "RobustaErrorBody",
+    "StartProcessHandler",
     "StartProcessRequest",
     "StartProcessResponse",
     "YesNo",

@@ -45,6 +45,10 @@ class RobustaClient:
         self._http = http
         self._connection = connection
 
+    @property
+    def connection(self) -> RobustaConnection:
+        return self._connection
+
     async def start_process(self, request: StartProcessRequest) -> StartProcessResponse:
         """`POST /scheduler/connector-API/process/start`; the answer holds the robustaSpid."""
         what = "Process start"

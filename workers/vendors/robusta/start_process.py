@@ -17,17 +17,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-from pydantic import BaseModel
-
 from contracts.commands import StartProcess
-from workers.errors import InvalidCommand
 from workers.vendors.base import RunState, StatusReport, Triggered
 from workers.vendors.robusta.client import RobustaClient
-from workers.vendors.robusta.config import RobustaConnection
 from workers.vendors.robusta.models import StartProcessRequest, YesNo
 
-__all__ = ["DATE_FORMAT", "RobustaAdapter", "format_date", "start_process_request"]
+__all__ = ["DATE_FORMAT", "StartProcessHandler", "format_date", "start_process_request"]
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -61,21 +56,17 @@ def start_process_request(command: StartProcess, zone: ZoneInfo) -> StartProcess
     )
 
 
-class RobustaAdapter:
-    """`VendorAdapter` for `start-process` on one Robusta connection."""
+class StartProcessHandler:
+    """`start-process` on one Robusta connection."""
 
-    def __init__(self, http: httpx.AsyncClient, connection: RobustaConnection) -> None:
-        self.connection = connection
-        self.client = RobustaClient(http, connection)
+    def __init__(self, client: RobustaClient) -> None:
+        self.client = client
+        self.connection = connection = client.connection
         # Resolved here so a wrong zone name fails at bootstrap, not on the first command.
         self.zone = ZoneInfo(connection.timezone)
 
-    async def trigger(self, command: BaseModel, *, command_id: str) -> Triggered:
+    async def trigger(self, command: StartProcess, *, command_id: str) -> Triggered:
         """Start the process. `command_id` is unused: the vendor has no idempotency key."""
-        if not isinstance(command, StartProcess):
-            raise InvalidCommand(
-                f"start-process expects StartProcess, got {type(command).__name__}"
-            )
         answer = await self.client.start_process(start_process_request(command, self.zone))
         return Triggered(vendor_ref={"robusta_spid": answer.robustaSpid})
 

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import httpx
-from pydantic import BaseModel
-
 from contracts.commands import AddPaylink
-from workers.errors import InvalidCommand
 from workers.vendors.base import StatusReport, Triggered
 from workers.vendors.tmf622.client import Tmf622Client
 from workers.vendors.tmf622.config import Tmf622Connection
@@ -21,7 +14,7 @@ from workers.vendors.tmf622.models import (
     ProductOrderPatch,
 )
 
-__all__ = ["Tmf622Adapter", "patch_body"]
+__all__ = ["AddPaylinkHandler", "patch_body"]
 
 
 def patch_body(command: AddPaylink, connection: Tmf622Connection) -> ProductOrderPatch:
@@ -44,20 +37,18 @@ def patch_body(command: AddPaylink, connection: Tmf622Connection) -> ProductOrde
     )
 
 
-class Tmf622Adapter:
-    """`VendorAdapter` for `add-paylink`. Synchronous vendor: `trigger` returns the final report."""
+class AddPaylinkHandler:
+    """`add-paylink` on one TMF622 connection. Synchronous: `trigger` returns the final report."""
 
-    def __init__(self, http: httpx.AsyncClient, connection: Tmf622Connection) -> None:
-        self._connection = connection
-        self._client = Tmf622Client(http, connection)
+    def __init__(self, client: Tmf622Client) -> None:
+        self._connection = client.connection
+        self._client = client
 
     @property
     def client(self) -> Tmf622Client:
         return self._client
 
-    async def trigger(self, command: BaseModel, *, command_id: str) -> Triggered:
-        if not isinstance(command, AddPaylink):
-            raise InvalidCommand(f"TMF622 adapter takes add-paylink, not {type(command).__name__}")
+    async def trigger(self, command: AddPaylink, *, command_id: str) -> Triggered:
         http_status, answer = await self._client.patch_product_order(
             business_id=command.business_id,
             order_id=command.order_id,
@@ -77,8 +68,3 @@ class Tmf622Adapter:
                 },
             ),
         )
-
-    async def status(
-        self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
-    ) -> StatusReport:
-        raise RuntimeError("TMF622 add-paylink is synchronous: trigger's answer is final")

@@ -1,0 +1,289 @@
+"""Every command id gets exactly one terminal event, whatever raises: the settler's promises,
+on the in-memory broker with the simulators.
+
+Each test here reproduces a defect of the shape before `workers.settlement`: the run went
+round its queue until the quorum delivery limit dead-lettered it, with no event at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from contracts import TERMINAL_KINDS, EventKind, encode_command
+from tests.conftest import Events, fast_settings
+from workers.app import Flowgate
+from workers.broker.base import Binding, OutgoingMessage, Queue, Topology
+from workers.broker.memory import MemoryBroker
+from workers.commands import COMMANDS
+from workers.dead_letters import DeadLetter
+from workers.idempotency import MemoryStore
+from workers.settings import Settings
+from workers.settlement import consumed
+from workers.simulators import RunningSimulators, SimulatorConfig, Simulators, serve
+from workers.topology import (
+    COMMANDS_EXCHANGE,
+    DEAD_LETTER_QUEUE,
+    EVENTS_EXCHANGE,
+    build_topology,
+)
+from workers.vendors.robusta import StartProcessHandler
+from workers.vendors.tmf622 import AddPaylinkHandler
+
+WATCH = "test.settlement.events"
+SECRET = "s3cr3t-in-an-exception"
+
+
+@dataclass
+class Harness:
+    broker: MemoryBroker
+    store: MemoryStore
+    sims: RunningSimulators
+    events: Events
+    apps: list[Flowgate]
+
+    def settings(self, **connections: dict[str, Any]) -> Settings:
+        """Test settings; `robusta={"old": {}}` adds a robusta connection named `old`."""
+        return fast_settings(
+            "amqp://unused/",
+            self.sims.base_url,
+            connections={vendor: dict(named) for vendor, named in connections.items()},
+        )
+
+    async def start(
+        self, settings: Settings, *, worker: bool = True, poller: bool = True
+    ) -> Flowgate:
+        app = Flowgate(settings, self.broker, store=self.store)
+        self.apps.append(app)
+        if worker:
+            await app.start_worker(COMMANDS)
+        if poller:
+            await app.start_poller()
+        return app
+
+    async def publish(
+        self,
+        command_type: str,
+        *,
+        body: bytes | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        command_id = str(uuid.uuid4())
+        if body is None:
+            body, content_type = encode_command(
+                command_type, COMMANDS[command_type].example, command_id=command_id, **kwargs
+            )
+        message = OutgoingMessage(body=body, content_type=content_type, message_id=message_id)
+        await self.broker.publish(COMMANDS_EXCHANGE, command_type, message)
+        return command_id
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        letters = []
+        while (delivery := await self.broker.get(DEAD_LETTER_QUEUE)) is not None:
+            letters.append(DeadLetter.from_delivery(delivery))
+            await consumed(delivery)
+        return letters
+
+    def terminal(self, command_id: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events.by_command.get(command_id, [])
+            if EventKind(e["type"].rsplit(".", 1)[-1]) in TERMINAL_KINDS
+        ]
+
+
+@asynccontextmanager
+async def harness(run_seconds: float = 0.3) -> AsyncIterator[Harness]:
+    config = SimulatorConfig()
+    for vendor in (config.informatica, config.robusta, config.tmf622, config.pbsm):
+        vendor.run_seconds = run_seconds
+    async with serve(Simulators(config)) as sims:
+        broker = MemoryBroker()
+        h = Harness(broker, MemoryStore(), sims, Events(), [])
+        await broker.declare(build_topology(COMMANDS))
+        await _watch(h)
+        try:
+            yield h
+        finally:
+            for app in h.apps:
+                await app.stop()
+
+
+async def _watch(h: Harness) -> None:
+    await h.broker.declare(
+        Topology(queues=(Queue(WATCH),), bindings=(Binding(EVENTS_EXCHANGE, WATCH, "#"),))
+    )
+    await h.broker.consume(WATCH, h.events.on_delivery, prefetch=256)
+
+
+async def _accepted(h: Harness, command_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(10), h.events.changed:
+        await h.events.changed.wait_for(lambda: "accepted" in h.events.kinds(command_id))
+    return h.events.by_command[command_id][0]
+
+
+async def _only_terminal(h: Harness, command_id: str) -> dict[str, Any]:
+    """The terminal event; after the queues are quiet, still the only one."""
+    event = await h.events.terminal(command_id, timeout=15)
+    await _quiet(h)
+    assert len(h.terminal(command_id)) == 1, h.events.kinds(command_id)
+    return event
+
+
+async def _quiet(h: Harness) -> None:
+    """Wait until no app has a message in progress and no work is ready in any queue."""
+    async with asyncio.timeout(10):
+        while any(app._in_flight for app in h.apps) or await _ready_work(h):
+            await asyncio.sleep(0.01)
+
+
+async def _ready_work(h: Harness) -> int:
+    total = 0
+    for queue in build_topology(COMMANDS).queues:
+        if queue.name != DEAD_LETTER_QUEUE and not queue.name.startswith("flowgate.delay."):
+            total += await h.broker.queue_length(queue.name)
+    return total
+
+
+async def test_a_run_whose_connection_was_removed_ends_failed_internal_once() -> None:
+    """A connection renamed or removed while its runs are followed: the poller cannot follow
+    them, and says so once, with the vendor reference, instead of spinning the poll request
+    through its delivery limit."""
+    async with harness(run_seconds=30) as h:
+        await h.start(h.settings(robusta={"old": {}}), poller=False)
+        command_id = await h.publish("start-process", connection="old")
+        accepted = await _accepted(h, command_id)
+        # The poller runs with settings where `old` is gone.
+        await h.start(h.settings(), worker=False)
+        event = await _only_terminal(h, command_id)
+        assert event["type"] == "flowgate.start-process.failed"
+        error = event["data"]["error"]
+        assert error["kind"] == "internal"
+        assert "no robusta connection named 'old'" in error["message"]
+        assert "may still be going" in error["message"]
+        assert event["data"]["vendor_ref"] == accepted["data"]["vendor_ref"]
+        letters = await h.dead_letters()
+        assert [(d.command_id, d.error_kind) for d in letters] == [(command_id, "internal")]
+        assert "no robusta connection named 'old'" in letters[0].reason
+
+
+async def test_a_bug_while_a_run_is_followed_ends_failed_internal_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: StartProcessHandler, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"a bug that quotes {SECRET}")
+
+    async with harness() as h:
+        await h.start(h.settings())
+        monkeypatch.setattr(StartProcessHandler, "status", broken)
+        command_id = await h.publish("start-process")
+        event = await _only_terminal(h, command_id)
+        error = event["data"]["error"]
+        assert (event["type"], error["kind"]) == ("flowgate.start-process.failed", "internal")
+        assert "RuntimeError" in error["message"] and "following the run" in error["message"]
+        assert event["data"]["vendor_ref"]["robusta_spid"], "the vendor run exists"
+        letters = await h.dead_letters()
+        assert [(d.command_id, d.error_kind) for d in letters] == [(command_id, "internal")]
+        for text in (json.dumps(event), letters[0].reason):
+            assert SECRET not in text
+
+
+async def test_a_bug_in_a_trigger_ends_failed_internal_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: AddPaylinkHandler, *args: Any, **kwargs: Any) -> Any:
+        raise KeyError(SECRET)
+
+    async with harness() as h:
+        await h.start(h.settings())
+        monkeypatch.setattr(AddPaylinkHandler, "trigger", broken)
+        command_id = await h.publish("add-paylink")
+        event = await _only_terminal(h, command_id)
+        error = event["data"]["error"]
+        assert error["kind"] == "internal" and "calling the vendor" in error["message"]
+        assert SECRET not in json.dumps(event)
+        # The outcome is recorded: the same id published again gets the same event again.
+        again = await h.store.outcome(command_id)
+        assert again is not None and again["kind"] == "failed"
+        letters = await h.dead_letters()
+        assert [(d.command_id, d.error_kind) for d in letters] == [(command_id, "internal")]
+
+
+async def test_an_unreadable_poll_request_still_answers_its_command() -> None:
+    async with harness() as h:
+        await h.start(h.settings(), worker=False)
+        body = json.dumps(
+            {"command_id": "c-1", "command_type": "start-process", "connection": "default"}
+        ).encode()
+        from workers.publisher import Publisher
+        from workers.topology import POLL_QUEUE
+
+        await Publisher(h.broker).direct(POLL_QUEUE, body, content_type="application/json")
+        event = await _only_terminal(h, "c-1")
+        assert event["data"]["error"]["kind"] == "internal"
+        assert "unreadable poll request" in event["data"]["error"]["message"]
+        letters = await h.dead_letters()
+        assert [(d.command_id, d.error_kind) for d in letters] == [("c-1", "internal")]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers_id"),
+    [
+        (b"x" * 2048, False),  # over input.max_bytes: never parsed
+        (b"\xff\xfe not json at all", False),
+        (b"x" * 2048, True),
+    ],
+)
+async def test_an_unreadable_command_is_answered_by_its_amqp_id(
+    body: bytes, headers_id: bool
+) -> None:
+    async with harness() as h:
+        await _watch(h)
+        settings = h.settings()
+        settings.input.max_bytes = 1024
+        await h.start(settings, poller=False)
+        answer_to = f"m-{uuid.uuid4().hex[:8]}"
+        message = OutgoingMessage(
+            body=body,
+            content_type="application/cloudevents+json",
+            message_id=None if headers_id else answer_to,
+            headers={"ce-id": answer_to} if headers_id else {},
+        )
+        await h.broker.publish(COMMANDS_EXCHANGE, "trigger-batch", message)
+        event = await _only_terminal(h, answer_to)
+        assert event["type"] == "flowgate.trigger-batch.failed"
+        assert event["data"]["error"]["kind"] == "invalid"
+        letters = await h.dead_letters()
+        assert [d.error_kind for d in letters] == ["invalid"]
+
+
+async def test_replayof_is_carried_onto_every_event() -> None:
+    async with harness() as h:
+        await h.start(h.settings())
+        command_id = await h.publish("trigger-batch", replayof="the-old-id")
+        await _only_terminal(h, command_id)
+        events = h.events.by_command[command_id]
+        assert events[0]["type"].endswith(".accepted")
+        assert {e.get("replayof") for e in events} == {"the-old-id"}
+
+
+async def test_a_command_without_connection_uses_the_vendors_default() -> None:
+    async with harness() as h:
+        await _watch(h)
+        settings = h.settings(pbsm={"prod": {}})
+        settings.default_connections["pbsm"] = "prod"
+        await h.start(settings)
+        command_id = await h.publish("trigger-batch")
+        event = await _only_terminal(h, command_id)
+        assert event["type"] == "flowgate.trigger-batch.succeeded"
+        assert event["data"]["connection"] == "prod"
+        assert event["source"] == "urn:flowgate:prod"

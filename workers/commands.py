@@ -1,0 +1,62 @@
+"""The command table: one registration per command type.
+
+Everything else is derived from it: the vendors' settings sections, the worker's queues, the
+adapters the registry builds, the CLI's choices, the demo's sample commands. A new command
+type for an existing vendor is its handler module in the vendor's folder plus one entry here
+(and its data model in `contracts.commands`, which publishers import without this package);
+see docs/adding-a-command.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from contracts.commands import AddPaylink, RunPartner, StartProcess, TriggerBatch
+from workers.vendors import informatica, pbsm, robusta, tmf622
+from workers.vendors.base import Registration, Vendor
+
+__all__ = ["COMMANDS", "CommandTable"]
+
+
+class CommandTable(Mapping[str, Registration[Any, Any]]):
+    """Registrations by command type, and the vendors they use (in table order)."""
+
+    def __init__(self, *registrations: Registration[Any, Any]) -> None:
+        self._by_type: dict[str, Registration[Any, Any]] = {}
+        vendors: dict[str, Vendor[Any, Any]] = {}
+        for registration in registrations:
+            command_type = registration.command_type
+            if not command_type or command_type in self._by_type:
+                raise ValueError(f"command type {command_type!r} registered twice or unnamed")
+            self._by_type[command_type] = registration
+            known = vendors.setdefault(registration.vendor.name, registration.vendor)
+            if known is not registration.vendor:
+                raise ValueError(f"two vendors named {registration.vendor.name!r}")
+        self.vendors: tuple[Vendor[Any, Any], ...] = tuple(vendors.values())
+
+    def __getitem__(self, command_type: str) -> Registration[Any, Any]:
+        return self._by_type[command_type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._by_type))
+
+    def __len__(self) -> int:
+        return len(self._by_type)
+
+    def vendor(self, name: str) -> Vendor[Any, Any]:
+        for vendor in self.vendors:
+            if vendor.name == name:
+                return vendor
+        raise KeyError(name)
+
+    def of_vendor(self, vendor: str) -> list[str]:
+        return [t for t in self if self[t].vendor.name == vendor]
+
+
+COMMANDS = CommandTable(
+    Registration(RunPartner, informatica.VENDOR, informatica.RunPartnerHandler),
+    Registration(StartProcess, robusta.VENDOR, robusta.StartProcessHandler),
+    Registration(AddPaylink, tmf622.VENDOR, tmf622.AddPaylinkHandler),
+    Registration(TriggerBatch, pbsm.VENDOR, pbsm.TriggerBatchHandler),
+)
