@@ -169,12 +169,17 @@ return {'new', '', '', 0}
 """
 
 
+# The owner's release also counts when its lease already lapsed (a refused call that outlived
+# the lease): nobody else claimed since, so the trigger certainly did not happen.
 _RELEASE = """
-if redis.call('GET', KEYS[2]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[2])
+if holder == ARGV[1] then
   redis.call('DEL', KEYS[2])
-  if redis.call('HEXISTS', KEYS[1], 'vendor_ref') == 0 then
-    redis.call('HDEL', KEYS[1], 'claimed')
-  end
+  holder = false
+end
+if not holder and redis.call('HGET', KEYS[1], 'claimed') == ARGV[1]
+    and redis.call('HEXISTS', KEYS[1], 'vendor_ref') == 0 then
+  redis.call('HDEL', KEYS[1], 'claimed')
 end
 return 0
 """
