@@ -18,6 +18,8 @@ __all__ = [
     "Command",
     "GroupBatchParams",
     "ProcessSchedule",
+    "RerunBatch",
+    "RestartBatch",
     "RunPartner",
     "StartProcess",
     "TriggerBatch",
@@ -155,6 +157,41 @@ class TriggerBatch(Command):
         return self
 
 
+class _BatchRun(Command):
+    """An existing PBSM batch or batch group run, named as the External Scheduler's
+    interrupt, rerun and restart calls name it."""
+
+    batch: str = Field(min_length=1, description="Sent as batchName.")
+    batch_run_id: str = Field(min_length=1, description="Sent as batchRunId.")
+    group: bool = Field(
+        default=False,
+        description="A batch group's run. The vendor's request is the same for both; this "
+        "says which one the publisher means, in events and logs.",
+    )
+
+
+class RerunBatch(_BatchRun):
+    """Run an ended PBSM batch (or group) run again under a new run id, then follow it."""
+
+    command_type: ClassVar[str] = "rerun-batch"
+    example: ClassVar[dict[str, Any]] = {
+        "batch": "B2001",
+        "batch_run_id": "B2001_2026-11-21_1653041947296_1",
+    }
+
+
+class RestartBatch(_BatchRun):
+    """Resume a failed, aborted or interrupted PBSM batch (or group) run under a new run id,
+    then follow it."""
+
+    command_type: ClassVar[str] = "restart-batch"
+    example: ClassVar[dict[str, Any]] = {
+        "batch": "B2001",
+        "batch_run_id": "B2001_2026-11-21_1653041947296_1",
+    }
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
-    model.command_type: model for model in (AddPaylink, RunPartner, StartProcess, TriggerBatch)
+    model.command_type: model
+    for model in (AddPaylink, RerunBatch, RestartBatch, RunPartner, StartProcess, TriggerBatch)
 }

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from contracts.commands import AddPaylink, RunPartner, StartProcess, TriggerBatch
+from contracts.commands import (
+    AddPaylink,
+    RerunBatch,
+    RestartBatch,
+    RunPartner,
+    StartProcess,
+    TriggerBatch,
+)
 from workers.vendors import informatica, pbsm, robusta, tmf622
 from workers.vendors.base import Registration, Vendor
 
@@ -59,4 +66,6 @@ COMMANDS = CommandTable(
     Registration(StartProcess, robusta.VENDOR, robusta.StartProcessHandler),
     Registration(AddPaylink, tmf622.VENDOR, tmf622.AddPaylinkHandler),
     Registration(TriggerBatch, pbsm.VENDOR, pbsm.TriggerBatchHandler),
+    Registration(RerunBatch, pbsm.VENDOR, pbsm.RerunBatchHandler),
+    Registration(RestartBatch, pbsm.VENDOR, pbsm.RestartBatchHandler),
 )

@@ -59,20 +59,17 @@ class Collector:
 
 async def count_triggers(http: httpx.AsyncClient, commands: list[Planned]) -> dict[str, int]:
     """Per command id: vendor trigger requests the vendor acted on (status 200, or 0 = hang)."""
-    by_key = {(VENDOR_OF[c.type], c.key): c.id for c in commands}
+    by_key = {(c.type, c.key): c.id for c in commands}
     counts: Counter[str] = Counter()
-    for vendor, route in TRIGGER_ROUTE.items():
+    for command_type, (route, field) in TRIGGER_ROUTE.items():
         response = await http.get("/_sim/ledger", params={"route": route}, timeout=120)
         response.raise_for_status()
         for entry in response.json():
             if entry["status"] not in (200, 0):
                 continue
-            if vendor == "tmf622":
-                command_id = entry["headers"].get("x-correlation-id")
-            else:
-                body = entry.get("json") or {}
-                name = {"pbsm": "batchName", "informatica": "partnerName", "robusta": "name"}
-                command_id = by_key.get((vendor, body.get(name[vendor])))
+            body = entry.get("json") or {}
+            key = entry["headers"].get(field) if field.startswith("x-") else body.get(field)
+            command_id = by_key.get((command_type, key))
             if command_id is not None:
                 counts[command_id] += 1
     return counts

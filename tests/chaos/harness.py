@@ -41,6 +41,7 @@ from tests.chaos.model import (
     ChaosConfig,
     ChaosResult,
     Planned,
+    history_run,
     plan,
 )
 from tests.chaos.procs import (
@@ -187,7 +188,10 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
 
     await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
     await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    sim = start_simulators(cfg, port, log_dir)
+    history = {
+        history_run(c.id): "-1" for c in commands if c.type in ("rerun-batch", "restart-batch")
+    }
+    sim = start_simulators(cfg, port, log_dir, history)
     procs = Procs(cfg, process_env(cfg, amqp_url, prefix, base_url, ("default", MOVING)), log_dir)
     renamed = process_env(cfg, amqp_url, prefix, base_url, ("default", MOVED))
     broker = AmqpBroker(amqp_url)
@@ -308,5 +312,6 @@ async def _configure_faults(
     for command in commands:
         if command.expect == "vendor_failed":
             vendor = VENDOR_OF[command.type]
-            body = {"vendor": vendor, "key": command.key, "final_status": FAILED_STATUS[vendor]}
+            key = command.key if vendor == "tmf622" else command.name
+            body = {"vendor": vendor, "key": key, "final_status": FAILED_STATUS[vendor]}
             (await http.post("/_sim/outcomes", json=body)).raise_for_status()

@@ -21,14 +21,18 @@ EVENTS_QUEUE = "chaos.events"
 VENDOR_OF = {t: COMMANDS[t].vendor.name for t in COMMANDS}
 # Connections whose policy is `unknown_outcome = fail`: a second trigger is a bug.
 FAIL_POLICY = {"pbsm", "informatica", "robusta"}
-TRIGGER_ROUTE = {
-    "pbsm": "pbsm.trigger",
-    "informatica": "informatica.run",
-    "robusta": "robusta.start",
-    "tmf622": "tmf622.patch",
+# Per command type: the simulator route that starts its vendor run, and where that request
+# names the command's business key (a header, or a field of the JSON body).
+TRIGGER_ROUTE: dict[str, tuple[str, str]] = {
+    "trigger-batch": ("pbsm.trigger", "batchName"),
+    "rerun-batch": ("pbsm.rerun", "batchRunId"),
+    "restart-batch": ("pbsm.restart", "batchRunId"),
+    "run-partner": ("informatica.run", "partnerName"),
+    "start-process": ("robusta.start", "name"),
+    "add-paylink": ("tmf622.patch", "x-correlation-id"),
 }
-# Every route the chaos commands use; PBSM's interrupt/rerun/restart are never called.
-FAULT_ROUTES = tuple(r for r in ROUTES if r not in {"pbsm.interrupt", "pbsm.rerun", "pbsm.restart"})
+# Every route the chaos commands use; PBSM's interrupt is never called.
+FAULT_ROUTES = tuple(r for r in ROUTES if r != "pbsm.interrupt")
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -147,8 +151,14 @@ class Planned:
     type: str
     data: dict[str, Any]
     expect: str  # "any" | "vendor_failed" | "invalid" | "moving" (any single terminal event)
-    key: str  # the business key the simulators see
+    key: str  # the business key the vendor's trigger request carries (TRIGGER_ROUTE)
     connection: str | None = None
+    name: str = ""  # the batch, partner or process name a scripted outcome is set on
+
+
+def history_run(command_id: str) -> str:
+    """The ended PBSM run (seeded in the simulator) a rerun or restart command acts on."""
+    return f"CHAOS-{command_id}_2026-11-21_1_1"
 
 
 def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
@@ -167,6 +177,9 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
             data, key = {"partner_name": name, "direction": "outbound"}, name
         elif ctype == "start-process":
             data, key = {"process_name": name, "values": {"n": i}}, name
+        elif ctype in ("rerun-batch", "restart-batch"):
+            key = history_run(cid)
+            data = {"batch": name, "batch_run_id": key}
         else:
             data = {"business_id": "PR", "order_id": order, "payment_link": f"https://p/{i}"}
             key = order
@@ -180,6 +193,8 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
                 data["group"] = True  # params without group_params
             elif ctype == "run-partner":
                 data["partner_name"] = f"<{name}>"
+            elif ctype in ("rerun-batch", "restart-batch"):
+                data["batch_run_id"] = ""
             else:
                 data["schedule"] = {"quartz_cron": ""}
         elif draw < cfg.p_invalid + cfg.p_vendor_fail:
@@ -187,7 +202,7 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
         elif draw < cfg.p_invalid + cfg.p_vendor_fail + cfg.p_moving:
             expect = "moving"
         connection = MOVING if expect == "moving" else None
-        out.append(Planned(cid, ctype, data, expect, key, connection))
+        out.append(Planned(cid, ctype, data, expect, key, connection, name))
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -130,9 +131,14 @@ def process_env(
     return env
 
 
-def start_simulators(cfg: ChaosConfig, port: int, log_dir: Path) -> subprocess.Popen[bytes]:
+def start_simulators(
+    cfg: ChaosConfig, port: int, log_dir: Path, history: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """The simulators as a process; `history`: ended PBSM runs the reruns and restarts use."""
+    history_file = log_dir / "pbsm-history.json"
+    history_file.write_text(json.dumps(history))
     argv = [PYTHON, "-m", "tests.chaos.sim", "--port", str(port), "--seed", str(cfg.seed)]
-    argv += ["--run-seconds", str(cfg.run_seconds)]
+    argv += ["--run-seconds", str(cfg.run_seconds), "--history", str(history_file)]
     with open(log_dir / "simulators.log", "ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
 

@@ -7,6 +7,8 @@ plus a seed for the probabilistic faults and the PBSM token lifetime).
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from workers.simulators import SimulatorConfig, Simulators, run_forever
 
@@ -18,11 +20,16 @@ def main() -> None:
     parser.add_argument("--run-seconds", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--expires-in", type=int, default=3600, help="PBSM token lifetime (s)")
+    parser.add_argument(
+        "--history", type=Path, help="JSON {run id: final statusCode} of ended PBSM runs"
+    )
     args = parser.parse_args()
     config = SimulatorConfig(seed=args.seed)
     for vendor in (config.informatica, config.robusta, config.tmf622, config.pbsm):
         vendor.run_seconds = args.run_seconds
     config.pbsm.expires_in = args.expires_in
+    if args.history is not None:
+        config.pbsm.history = json.loads(args.history.read_text())
     print(f"chaos simulators: serving on http://{args.host}:{args.port}", flush=True)
     run_forever(Simulators(config), host=args.host, port=args.port)
 

@@ -65,6 +65,11 @@ class PbsmConfig(BaseModel):
     expires_in: int = Field(default=3600, ge=1)
     run_seconds: float = Field(default=_RUN_SECONDS, ge=0)
     latency: float = Field(default=0.0, ge=0)
+    history: dict[str, str] = Field(
+        default_factory=lambda: {"B2001_2026-11-21_1653041947296_1": "-1"},
+        description="Runs that ended before the simulator started: run id (`<batch>_...`) -> "
+        "final statusCode, so rerun and restart have something to act on.",
+    )
 
 
 class SimulatorConfig(BaseModel):

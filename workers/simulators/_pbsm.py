@@ -63,6 +63,14 @@ class PbsmSim(Vendor):
         self._clock = clock
         self._runs: dict[str, _Run] = {}
         self._last_ms = 0
+        self._seed_history()
+
+    def _seed_history(self) -> None:
+        ended = self._clock() - self.config.run_seconds - 1.0
+        for run_id, code in self.config.history.items():
+            name = run_id.split("_", 1)[0]
+            body = {"batchName": name, "batchType": "rest"}
+            self._runs[run_id] = _Run(run_id, name, "rest", body, ended, code)
 
     @property
     def latency(self) -> float:
@@ -91,6 +99,7 @@ class PbsmSim(Vendor):
     def reset(self) -> None:
         self.tokens.reset()
         self._runs.clear()
+        self._seed_history()
 
     def _guarded(self, handler: Any) -> Any:
         """Bearer check (HTTP 401), then headers (-5), then the handler's own codes."""

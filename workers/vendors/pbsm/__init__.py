@@ -19,9 +19,12 @@ from workers.vendors.pbsm.models import (
     TriggerRequest,
     describe_code,
 )
+from workers.vendors.pbsm.rerun_batch import RerunBatchHandler
+from workers.vendors.pbsm.restart_batch import RestartBatchHandler
 from workers.vendors.pbsm.tokens import TokenManager
 from workers.vendors.pbsm.trigger_batch import (
     BATCH_STATES,
+    FollowedRun,
     TriggerBatchHandler,
     report_for,
     trigger_request,
@@ -44,9 +47,12 @@ __all__ = [
     "BatchParams",
     "BatchRunRequest",
     "BatchStatus",
+    "FollowedRun",
     "GroupBatchParams",
     "PbsmClient",
     "PbsmConnection",
+    "RerunBatchHandler",
+    "RestartBatchHandler",
     "SchedulerAnswer",
     "StatusAnswer",
     "StatusRequest",

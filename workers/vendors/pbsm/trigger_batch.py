@@ -12,12 +12,13 @@ from workers.vendors.pbsm.client import PbsmClient
 from workers.vendors.pbsm.models import (
     BatchParams,
     GroupBatchParams,
+    SchedulerAnswer,
     StatusAnswer,
     TriggerRequest,
     describe_code,
 )
 
-__all__ = ["BATCH_STATES", "TriggerBatchHandler", "report_for", "trigger_request"]
+__all__ = ["BATCH_STATES", "FollowedRun", "TriggerBatchHandler", "report_for", "trigger_request"]
 
 # batchStatusCode (Table 10-1) → flowgate run state, as docs/vendors.md sets it.
 BATCH_STATES: dict[str, RunState] = {
@@ -51,9 +52,10 @@ def trigger_request(command: TriggerBatch) -> TriggerRequest:
     )
 
 
-class TriggerBatchHandler:
-    """`trigger-batch` on one PBSM connection. vendor_ref is `{"batch_run_id": ...}`; the
-    client (and its token) is the one every PBSM command type of the connection shares."""
+class FollowedRun:
+    """Follows a batch run by its `batch_run_id` with Execution Status calls: the status half
+    of every PBSM command whose answer is a run (trigger, rerun, restart). The client (and its
+    token) is the one every PBSM command type of the connection shares."""
 
     def __init__(self, client: PbsmClient) -> None:
         self._client = client
@@ -62,22 +64,30 @@ class TriggerBatchHandler:
     def client(self) -> PbsmClient:
         return self._client
 
-    async def trigger(self, command: TriggerBatch, *, command_id: str) -> Triggered:
-        answer = await self._client.trigger(trigger_request(command))
+    async def status(
+        self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
+    ) -> StatusReport:
+        batch_run_id = vendor_ref["batch_run_id"]
+        return report_for(await self._client.status(batch_run_id), batch_run_id)
+
+    @staticmethod
+    def triggered(answer: SchedulerAnswer, what: str) -> Triggered:
+        """The run a 200 answer names; without a run id there is nothing to follow."""
         if not answer.batchRunId:
             raise UnknownOutcome(
-                f"PBSM trigger: statusCode {answer.statusCode} but no batchRunId to follow"
+                f"PBSM {what}: statusCode {answer.statusCode} but no batchRunId to follow"
             )
         return Triggered(
             vendor_ref={"batch_run_id": answer.batchRunId},
             status=answer.status or answer.statusCode,
         )
 
-    async def status(
-        self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
-    ) -> StatusReport:
-        batch_run_id = vendor_ref["batch_run_id"]
-        return report_for(await self._client.status(batch_run_id), batch_run_id)
+
+class TriggerBatchHandler(FollowedRun):
+    """`trigger-batch`: vendor_ref is `{"batch_run_id": ...}`."""
+
+    async def trigger(self, command: TriggerBatch, *, command_id: str) -> Triggered:
+        return self.triggered(await self._client.trigger(trigger_request(command)), "trigger")
 
 
 def report_for(answer: StatusAnswer, batch_run_id: str) -> StatusReport:
