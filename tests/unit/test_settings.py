@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from contracts import COMMAND_TYPES
 from workers.settings import Settings, load_settings
 from workers.vendors.pbsm import PbsmConnection
 from workers.vendors.robusta import RobustaConnection
@@ -35,7 +36,7 @@ def test_defaults_give_a_default_connection_per_vendor() -> None:
         assert connections["default"].base_url == "http://127.0.0.1:8700"
     assert settings.amqp_url.get_secret_value().startswith("amqp://")
     assert settings.command_types == sorted(settings.command_types)
-    assert len(settings.command_types) == 4
+    assert settings.command_types == sorted(COMMAND_TYPES)
 
 
 def test_env_vars_build_a_named_connection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,3 +190,25 @@ def test_a_vendor_whose_default_connection_is_not_configured_is_refused_at_start
     )
     with pytest.raises(ValidationError, match="names no vendor: pbms"):
         Settings(default_connections={"pbms": "prod"})
+
+
+def test_the_readme_settings_example_loads(tmp_path: Path) -> None:
+    """The README's TOML example is a working settings file (its secret files made here)."""
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) == 1, "one settings example in the README"
+    text = blocks[0]
+    for path in re.findall(r'_file = "([^"]+)"', text):
+        target = tmp_path / Path(path).name
+        target.write_text("from-a-file\n")
+        text = text.replace(f'"{path}"', f'"{target}"')
+    config = tmp_path / "flowgate.toml"
+    config.write_text(text)
+    settings = load_settings(config)
+    assert settings.default_connection("pbsm") == "prod"
+    prod = settings.connections("pbsm")["prod"]
+    assert isinstance(prod, PbsmConnection)
+    assert prod.client_secret.get_secret_value() == "from-a-file"
+    assert set(settings.connections("informatica")) == {"eu"}
