@@ -182,8 +182,12 @@ def _vendor_sections() -> dict[str, Any]:
 
 
 if TYPE_CHECKING:
-    # Checkers see the static part; the vendors' sections are read through `connections()`.
-    Settings = _Settings
+    # Checkers see the static part and take the vendors' sections (`pbsm={...}`) as keyword
+    # arguments; the sections are read through `connections()`.
+
+    class Settings(_Settings):
+        def __init__(self, **values: Any) -> None: ...
+
 else:
     Settings = create_model(
         "Settings", __base__=_Settings, __module__=__name__, **_vendor_sections()

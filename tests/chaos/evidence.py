@@ -69,7 +69,7 @@ async def count_triggers(http: httpx.AsyncClient, commands: list[Planned]) -> di
                 continue
             body = entry.get("json") or {}
             key = entry["headers"].get(field) if field.startswith("x-") else body.get(field)
-            command_id = by_key.get((command_type, key))
+            command_id = by_key.get((command_type, str(key)))
             if command_id is not None:
                 counts[command_id] += 1
     return counts
@@ -147,7 +147,8 @@ async def dump_ledger(http: httpx.AsyncClient, path: Path) -> None:
 def write_ledger(entries: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w") as out:
         for e in entries:
-            body = e.get("json") if isinstance(e.get("json"), dict) else {}
+            found = e.get("json")
+            body: dict[str, Any] = found if isinstance(found, dict) else {}
             row = {
                 "route": e["route"],
                 "path": e["path"],

@@ -141,7 +141,7 @@ async def test_two_workers_handle_every_command_once(
         ) == 1
     patches = [e.headers["x-correlation-id"] for e in sims.sims.ledger.entries("tmf622.patch")]
     assert sorted(patches) == sorted(published[1::2])
-    triggers = [e.json["batchName"] for e in sims.sims.ledger.entries("pbsm.trigger")]
+    triggers = [(e.json or {})["batchName"] for e in sims.sims.ledger.entries("pbsm.trigger")]
     assert sorted(triggers) == sorted(f"B{i}" for i in range(0, 40, 2))
 
 

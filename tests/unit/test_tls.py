@@ -39,7 +39,7 @@ def test_plain_amqp_has_no_tls_context() -> None:
 
 async def test_vendor_calls_verify_certificates_by_default(tmp_path: Path) -> None:
     for transport in ("aiohttp", "httpx"):
-        client = make_http_client(PbsmConnection(), transport)  # type: ignore[arg-type]
+        client = make_http_client(PbsmConnection(), transport)
         try:
             if transport == "aiohttp":
                 context = client._transport.ssl_context  # type: ignore[attr-defined]
