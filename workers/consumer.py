@@ -104,7 +104,9 @@ class CommandWorker:
         work.doing = "handing the run to the poller"
         # Recorded before anything is published: from here on, a redelivery resumes.
         await self._store.record_trigger(envelope.id, vendor_ref)
-        await self._follow(envelope, name, connection, vendor_ref, triggered.status)
+        await self._follow(
+            envelope, name, connection, vendor_ref, triggered.status, triggered.starts_at
+        )
         return Done()
 
     async def _resume(
@@ -126,7 +128,9 @@ class CommandWorker:
             assert claim.vendor_ref is not None
             work.learnt(vendor_ref=claim.vendor_ref)
             log.info("command %s was triggered before: resuming", envelope.id)
-            await self._follow(envelope, name, connection, claim.vendor_ref, None, resumed=True)
+            await self._follow(
+                envelope, name, connection, claim.vendor_ref, None, None, resumed=True
+            )
             return Done()
         if claim.state == "busy":
             # Another process is calling the vendor for this id right now: look again later.
@@ -193,10 +197,13 @@ class CommandWorker:
         connection: ConnectionBase,
         vendor_ref: dict[str, str],
         status: str | None,
+        starts_at: float | None,
         *,
         resumed: bool = False,
     ) -> None:
-        """Publish `accepted` and the first poll request, together."""
+        """Publish `accepted` and the first poll request, together. A run the vendor starts
+        later is first looked at `first_delay` after its start, and may last `max_duration`
+        from then; the command's own deadline still bounds it."""
         context = Context(envelope.traceparent, envelope.tracestate, envelope.replayof)
         accepted = EventData(
             command_id=envelope.id,
@@ -206,7 +213,8 @@ class CommandWorker:
             status=status,
         )
         now = time.time()
-        deadline = now + connection.poll.max_duration
+        begins = max(now, starts_at) if starts_at is not None else now
+        deadline = begins + connection.poll.max_duration
         if envelope.deadline is not None:
             deadline = min(deadline, envelope.deadline.timestamp())
         request = PollRequest(
@@ -216,7 +224,7 @@ class CommandWorker:
             vendor_ref=vendor_ref,
             started_at=now,
             deadline=deadline,
-            due_at=now + min(connection.poll.first_delay, max(0.0, deadline - now)),
+            due_at=min(begins + connection.poll.first_delay, max(now, deadline)),
             status=status,
             traceparent=envelope.traceparent,
             tracestate=envelope.tracestate,

@@ -58,12 +58,15 @@ class Triggered:
     """The vendor took the trigger. `vendor_ref` identifies the run (e.g. {"event_id": "7638"}).
 
     `report` is set when the answer is already final (synchronous vendors such as TMF622):
-    then no `accepted` event and no polling follow, only the terminal event.
+    then no `accepted` event and no polling follow, only the terminal event. `starts_at`
+    (epoch seconds) is set when the vendor will start the run later (a scheduled process):
+    the first status call is due then, and the run's maximum duration counts from then.
     """
 
     vendor_ref: Mapping[str, str]
     status: str | None = None
     report: StatusReport | None = None
+    starts_at: float | None = None
 
 
 class CommandHandler(Protocol[C_contra]):
