@@ -55,6 +55,27 @@ async def test_run_partner_succeeds_with_the_seed_request(system: System) -> Non
     assert all(s.method == "GET" for s in statuses)
 
 
+async def test_run_partner_with_a_file_in_error_fails_naming_the_file(system: System) -> None:
+    """Against the documented Event Status shape: the task event ends Complete, one of its
+    file events ends in Error; the run is failed/vendor_failed, and the terminal event lists
+    every file event with its status and file name, times as RFC 3339."""
+    system.sims.set_outcome("informatica", "Files In Error", "Complete", file_status="Error")
+    command_id = await system.publish(
+        "run-partner", {"partner_name": "Files In Error", "direction": "INBOUND"}
+    )
+    terminal = await system.events.terminal(command_id)
+    assert terminal["type"] == "flowgate.run-partner.failed"
+    data = terminal["data"]
+    assert data["status"] == "Complete", "the task event's own status"
+    assert data["error"]["kind"] == "vendor_failed"
+    files = data["result"]["file_events"]
+    assert [f["eventStatus"] for f in files] == ["Error", "Error"]
+    for f in files:
+        assert f"({f['fileName']}) ended in Error" in data["error"]["message"]
+        assert f["eventCreationTimestamp"].endswith("Z") and "T" in f["eventCreationTimestamp"]
+    assert data["result"]["task_event"]["eventCreationTimestamp"].endswith("Z")
+
+
 async def test_start_process_succeeds_with_outputs(system: System) -> None:
     command_id = await system.publish(
         "start-process",

@@ -106,16 +106,48 @@ async def test_informatica_run_follows_task_then_file_events(
     assert answer.status_code == 200
     event_id = answer.json()["eventId"]
     seen = await poll(client, clock, "GET", f"/b2b-gw/api/v3/event/status/{event_id}", auth=IICS)
-    assert seen[0]["eventStatus"] == "Downloading" and seen[0]["fileEvents"] == []
+    # The fields of Informatica's Event Status REST API page; files only once final.
+    assert seen[0]["eventStatus"] == "Downloading" and "files" not in seen[0]
+    assert seen[0]["isFinalStatus"] is False
     task = seen[-1]
+    assert set(task) == {
+        "eventId", "eventType", "eventStatus", "eventCreationTimestamp", "partnerName",
+        "partnerNumber", "partnerFileType", "direction", "isErrorStatus", "isFinalStatus", "files",
+    }  # fmt: skip
     assert task["eventType"] == "Task Level Event" and task["eventStatus"] == "Complete"
-    assert task["partnerName"] == "Acme" and len(task["fileEvents"]) == 2
-    file_url = f"/b2b-gw/api/v3/event/status/{task['fileEvents'][0]['eventId']}"
+    assert isinstance(task["eventCreationTimestamp"], int), "epoch milliseconds"
+    assert task["partnerName"] == "Acme" and len(task["files"]) == 2
+    listed = task["files"][0]
+    assert set(listed) >= {
+        "eventId", "eventType", "eventStatus", "eventCreationTimestamp", "parentEventId",
+        "fileName", "messageType", "ackCode", "isErrorStatus", "isFinalStatus",
+    }  # fmt: skip
+    assert listed["eventType"] == "File Level Event" and listed["parentEventId"] == event_id
+    file_url = f"/b2b-gw/api/v3/event/status/{listed['eventId']}"
     files = await poll(client, clock, "GET", file_url, auth=IICS)
     assert files[-1]["eventStatus"] == "Error" and files[-1]["isErrorStatus"] is True
+    assert files[-1]["isFinalStatus"] is True
     assert files[-1]["parentEventId"] == event_id
     missing = await client.get("/b2b-gw/api/v3/event/status/1", auth=IICS)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_informatica_custom_statuses_carry_their_configured_flags(
+    sims: Simulators, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    sims.set_outcome("informatica", "Acme", "Complete", file_status="Rejected by Partner")
+    body = {"partnerName": "Acme", "direction": "OUTBOUND"}
+    event_id = (await client.post("/b2b-gw/api/v1/partner/run", json=body, auth=IICS)).json()[
+        "eventId"
+    ]
+    seen = await poll(client, clock, "GET", f"/b2b-gw/api/v3/event/status/{event_id}", auth=IICS)
+    file_url = f"/b2b-gw/api/v3/event/status/{seen[-1]['files'][0]['eventId']}"
+    files = await poll(client, clock, "GET", file_url, auth=IICS)
+    final = files[-1]
+    assert final["eventStatus"] == "Rejected by Partner"
+    assert (final["isFinalStatus"], final["isErrorStatus"]) == (True, True)
+    with pytest.raises(ValueError, match="informatica final statuses"):
+        sims.set_outcome("informatica", "Acme", "Made Up")
 
 
 @pytest.mark.parametrize(

@@ -53,14 +53,26 @@ def events(table: dict[str, list[dict[str, Any]]]) -> Handler:
     return handle
 
 
-def task(status: str, files: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"eventType": "Task Level Event", "eventStatus": status, "isErrorStatus": False,
-            "isFinalStatus": True, "fileEvents": [{"eventId": f} for f in files]}  # fmt: skip
+def task(status: str, files: tuple[dict[str, Any], ...] = (), final: bool = True) -> dict[str, Any]:
+    """A task event as the Event Status page documents it; `files` only once it is final."""
+    event: dict[str, Any] = {
+        "eventType": "Task Level Event", "eventStatus": status, "isErrorStatus": False,
+        "isFinalStatus": final, "eventCreationTimestamp": 1763701200123, "partnerName": "P",
+        "partnerNumber": "P001", "partnerFileType": "Custom", "direction": "Inbound",
+    }  # fmt: skip
+    if files:
+        event["files"] = list(files)
+    return event
 
 
-def file(status: str, error: bool = False) -> dict[str, Any]:
-    return {"eventType": "File Level Event", "eventStatus": status, "isErrorStatus": error,
-            "parentEventId": "7638", "fileName": "in.xml"}  # fmt: skip
+def file(
+    status: str, event_id: str = "7640", error: bool = False, final: bool = True
+) -> dict[str, Any]:
+    return {"eventId": event_id, "eventType": "File Level Event", "eventStatus": status,
+            "isErrorStatus": error, "isFinalStatus": final, "parentEventId": "7638",
+            "eventCreationTimestamp": 1763701201000, "fileName": f"in-{event_id}.xml",
+            "messageType": "Custom", "ackCode": "",
+            "interchangeControlNumber": "000000001"}  # fmt: skip
 
 
 async def test_run_partner_sends_the_exact_request() -> None:
@@ -99,11 +111,11 @@ async def test_mapping_parameters_hold_only_non_empty_maps() -> None:
     }
 
 
-async def test_follows_task_then_file_events_to_success() -> None:
+async def test_follows_task_then_each_file_event_by_its_own_id_to_success() -> None:
+    listed = (file("Complete", "7640"), file("Processing", "7641", final=False))
     table = {
-        "7638": [task("Processing"), task("Complete", ("7640", "7641"))],
-        "7640": [file("Complete")],
-        "7641": [file("Processing"), file("Complete")],
+        "7638": [task("Processing", final=False), task("Complete", listed)],
+        "7641": [file("Processing", "7641", final=False), file("Complete", "7641")],
     }
     adapter, seen = make(events(table))
     ref = {"event_id": "7638"}
@@ -118,52 +130,83 @@ async def test_follows_task_then_file_events_to_success() -> None:
     third = await adapter.status(ref, cursor=cursor)
     assert third.state == "succeeded"
     assert third.message is None
-    assert [e["eventId"] for e in third.result["file_events"]] == ["7640", "7641"]
-    assert third.result["task_event"]["fileEvents"] == [{"eventId": "7640"}, {"eventId": "7641"}]
+    files = third.result["file_events"]
+    assert [(e["eventId"], e["eventStatus"], e["fileName"]) for e in files] == [
+        ("7640", "Complete", "in-7640.xml"),
+        ("7641", "Complete", "in-7641.xml"),
+    ]
+    assert "files" not in third.result["task_event"], "reported once, in file_events"
+    # A file event final in the task's listing is not asked again; a pending one is, by id.
     asked = [r.url.path.rsplit("/", 1)[-1] for r in seen]
-    assert asked == ["7638", "7638", "7640", "7641", "7641"]
+    assert asked == ["7638", "7638", "7641", "7641"]
     assert all(str(r.url).startswith(STATUS_URL) and r.method == "GET" for r in seen)
     assert all(r.headers["authorization"].startswith("Basic ") for r in seen)
 
 
+async def test_timestamps_are_rfc3339_in_the_result() -> None:
+    adapter, _ = make(events({"7638": [task("Complete", (file("Complete"),))]}))
+
+    report = await adapter.status({"event_id": "7638"}, cursor={})
+
+    assert report.result["task_event"]["eventCreationTimestamp"] == "2025-11-21T05:00:00.123Z"
+    assert report.result["file_events"][0]["eventCreationTimestamp"] == "2025-11-21T05:00:01.000Z"
+    assert report.result["task_event"]["partnerNumber"] == "P001"
+
+
 async def test_failed_task_event_fails_the_run() -> None:
-    adapter, _ = make(events({"7638": [task("System Error", ("7640",))]}))
+    adapter, _ = make(events({"7638": [task("System Error", (file("Processing", final=False),))]}))
 
     report = await adapter.status({"event_id": "7638"}, cursor={})
 
     assert (report.state, report.status) == ("failed", "System Error")
     assert report.message is not None and "task event 7638" in report.message
-    assert report.result["file_events"] == []
+    assert [e["eventId"] for e in report.result["file_events"]] == ["7640"]
 
 
 @pytest.mark.parametrize(("fail_on_file_error", "state"), [(True, "failed"), (False, "succeeded")])
 async def test_file_error_status_follows_the_setting(fail_on_file_error: bool, state: str) -> None:
-    table = {"7638": [task("Complete", ("7640",))], "7640": [file("Warning", error=True)]}
+    table = {"7638": [task("Complete", (file("Warning", error=True),))]}
     adapter, _ = make(events(table), fail_on_file_error=fail_on_file_error)
 
     report = await adapter.status({"event_id": "7638"}, cursor={})
 
     assert report.state == state
     if state == "failed":
-        assert report.message is not None and "file event 7640 (in.xml)" in report.message
+        assert report.message is not None and "file event 7640 (in-7640.xml)" in report.message
 
 
-async def test_failed_file_event_fails_without_waiting_for_the_others() -> None:
+async def test_the_run_ends_when_every_file_is_final_naming_each_file_in_error() -> None:
+    listed = (
+        file("Error", "7640", error=True),
+        file("Processing", "7641", final=False),
+        file("Processing", "7642", final=False),
+    )
     table = {
-        "7638": [task("Complete", ("7640", "7641"))],
-        "7640": [file("Error")],
-        "7641": [file("Processing")],
+        "7638": [task("Complete", listed)],
+        "7641": [file("Processing", "7641", final=False), file("Complete", "7641")],
+        "7642": [file("System Error", "7642", error=True)],
     }
     adapter, _ = make(events(table))
+    ref = {"event_id": "7638"}
 
-    report = await adapter.status({"event_id": "7638"}, cursor={})
+    first = await adapter.status(ref, cursor={})
+    assert first.state == "running", "a file in error does not end the run while others run"
+    report = await adapter.status(ref, cursor=first.cursor)
 
     assert report.state == "failed"
-    assert report.message == "file event 7640 (in.xml) ended with status Error"
+    assert report.message == (
+        "file event 7640 (in-7640.xml) ended in Error; "
+        "file event 7642 (in-7642.xml) ended in System Error"
+    )
+    assert [(e["eventId"], e["eventStatus"]) for e in report.result["file_events"]] == [
+        ("7640", "Error"),
+        ("7641", "Complete"),
+        ("7642", "System Error"),
+    ]
 
 
-async def test_custom_statuses_per_connection() -> None:
-    table = {"1": [task("Archived", ("2",))], "2": [file("Quarantined")], "3": [task("Archived")]}
+async def test_connection_lists_decide_the_statuses_they_name() -> None:
+    table = {"1": [task("Archived", (file("Quarantined"),))], "3": [task("Archived")]}
     adapter, _ = make(
         events(table),
         final_statuses=["Complete", "Archived"],
@@ -173,9 +216,30 @@ async def test_custom_statuses_per_connection() -> None:
     assert (await adapter.status({"event_id": "3"}, cursor={})).state == "succeeded"
     report = await adapter.status({"event_id": "1"}, cursor={})
     assert (report.state, report.status) == ("failed", "Archived")
-    # Only the connection's lists decide: "Complete" is not final where it is not listed.
-    other, _ = make(events({"4": [task("Complete")]}), final_statuses=["Archived"])
+    # A listed running status is not final, whatever the vendor's flag says.
+    other, _ = make(events({"4": [task("Processing", final=True)]}))
     assert (await other.status({"event_id": "4"}, cursor={})).state == "running"
+
+
+@pytest.mark.parametrize(
+    ("flags", "state"),
+    [
+        ({"isFinalStatus": False, "isErrorStatus": False}, "running"),
+        ({"isFinalStatus": True, "isErrorStatus": False}, "succeeded"),
+        ({"isFinalStatus": True, "isErrorStatus": True}, "failed"),
+    ],
+)
+async def test_a_status_no_list_names_follows_the_vendors_flags(
+    flags: dict[str, bool], state: str
+) -> None:
+    """A customer-defined status ("Rejected by Partner") is neither polled until the run's
+    maximum duration nor guessed: the vendor's isFinalStatus / isErrorStatus decide."""
+    custom = file("Rejected by Partner") | flags
+    adapter, _ = make(events({"7638": [task("Complete", (custom,))], "7640": [custom]}))
+
+    report = await adapter.status({"event_id": "7638"}, cursor={})
+
+    assert report.state == state
 
 
 def fail(status: int, body: Any = None, **headers: str) -> Handler:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "CustomStatus",
     "InformaticaConfig",
     "PbsmConfig",
     "RobustaConfig",
@@ -21,6 +22,13 @@ __all__ = [
 _RUN_SECONDS = 0.6
 
 
+class CustomStatus(BaseModel):
+    """A customer-defined event status: its state is final or not, in error or not."""
+
+    final: bool = True
+    error: bool = False
+
+
 class InformaticaConfig(BaseModel):
     """Informatica B2B Gateway: Basic credentials and how a partner run unfolds."""
 
@@ -29,6 +37,14 @@ class InformaticaConfig(BaseModel):
     run_seconds: float = Field(default=_RUN_SECONDS, ge=0)
     latency: float = Field(default=0.0, ge=0)
     file_events: int = Field(default=2, ge=0)
+    custom_statuses: dict[str, CustomStatus] = Field(
+        default_factory=lambda: {
+            "Rejected by Partner": CustomStatus(final=True, error=True),
+            "Archived": CustomStatus(final=True, error=False),
+        },
+        description="Statuses a customer defined (Informatica lets them mark each final or "
+        "error); a run's outcome may end in one.",
+    )
 
 
 class RobustaConfig(BaseModel):

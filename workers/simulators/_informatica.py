@@ -1,15 +1,20 @@
-"""Informatica B2B Gateway: Run Partner (v1) and Event Status (v3), seed 000.
+"""Informatica B2B Gateway: Run Partner (v1) and Event Status (v3).
 
-A partner run is a task event that moves Processing/Downloading/Waiting for Acknowledgment ->
-final over the first two thirds of ``run_seconds``; its file events appear when it is final
-and are themselves final at ``run_seconds``, so a client must follow both levels, as flowgate
-does. Statuses are computed from the elapsed time, never from a timer, to stay deterministic.
+Shapes as Informatica's Event Status REST API page documents them. A partner run is a task
+event that moves Processing/Downloading/Waiting for Acknowledgment -> final over the first two
+thirds of ``run_seconds``. Once final, the task event lists its file events in ``files`` (each
+with its status at that moment); the file events are themselves final at ``run_seconds``, so a
+client must read each by its own id until it is, as the page says. Times are epoch
+milliseconds (``eventCreationTimestamp``, ``System.currentTimeMillis``). Customer-defined
+statuses (``custom_statuses``) carry the final and error flags configured for them. Statuses
+are computed from the elapsed time, never from a timer, to stay deterministic.
 """
 
 from __future__ import annotations
 
 import http
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +28,6 @@ from ._common import (
     VendorRoute,
     basic_credentials,
     json_response,
-    utc_iso,
 )
 from ._config import InformaticaConfig
 
@@ -85,9 +89,10 @@ class InformaticaSim(Vendor):
         return _error(status, http.HTTPStatus(status).phrase)
 
     def check_outcome(self, final_status: str, file_status: str | None) -> None:
+        known = (*FINAL_STATUSES, *self.config.custom_statuses)
         for status in (final_status, file_status):
-            if status is not None and status not in FINAL_STATUSES:
-                raise ValueError(f"informatica final statuses are {', '.join(FINAL_STATUSES)}")
+            if status is not None and status not in known:
+                raise ValueError(f"informatica final statuses are {', '.join(known)}")
 
     def reset(self) -> None:
         self._tasks.clear()
@@ -147,20 +152,48 @@ class InformaticaSim(Vendor):
                 status = task.outcome.final_status
             else:
                 status = _RUNNING[task.direction][int(2 * elapsed / task_final_at)]
-            event = _event(task.event_id, "Task Level Event", status, final, task.created_at)
-            event["partnerName"] = task.partner
-            event["fileEvents"] = [{"eventId": i} for i in task.file_ids] if final else []
+            event = self._event(task.event_id, "Task Level Event", status, final, task.created_at)
+            event |= {
+                "partnerName": task.partner,
+                "partnerNumber": f"P{zlib.crc32(task.partner.encode()) % 100000:05d}",
+                "partnerFileType": "Custom",
+                "direction": task.direction.capitalize(),
+            }
+            if final:
+                event["files"] = [self._file_event(i, elapsed) for i in task.file_ids]
             return json_response(event)
         if event_id in self._files and elapsed >= task_final_at:
-            task, index = self._files[event_id]
-            final = elapsed >= self.config.run_seconds
-            status = (task.outcome.file_status or "Complete") if final else "Processing"
-            created = task.created_at + task_final_at
-            event = _event(event_id, "File Level Event", status, final, created)
-            event["parentEventId"] = task.event_id
-            event["fileName"] = f"{task.partner}_{task.direction.lower()}_{index + 1}.dat"
-            return json_response(event)
+            return json_response(self._file_event(event_id, elapsed))
         return _error(404, f"Event {event_id} not found.")
+
+    def _file_event(self, event_id: str, elapsed: float) -> dict[str, Any]:
+        task, index = self._files[event_id]
+        final = elapsed >= self.config.run_seconds
+        status = (task.outcome.file_status or "Complete") if final else "Processing"
+        created = task.created_at + self.config.run_seconds * 2 / 3
+        event = self._event(event_id, "File Level Event", status, final, created)
+        event |= {
+            "parentEventId": task.event_id,
+            "fileName": f"{task.partner}_{task.direction.lower()}_{index + 1}.dat",
+            "messageType": "Custom",
+            "ackCode": "",
+            "ackCodeDescription": "",
+            "interchangeControlNumber": f"{int(event_id):09d}",
+        }
+        return event
+
+    def _event(
+        self, event_id: str, kind: str, status: str, final: bool, created: float
+    ) -> dict[str, Any]:
+        custom = self.config.custom_statuses.get(status)
+        return {
+            "eventId": event_id,
+            "eventType": kind,
+            "eventStatus": status,
+            "isErrorStatus": custom.error if custom else status in _ERROR_STATUSES,
+            "isFinalStatus": custom.final if custom else final,
+            "eventCreationTimestamp": int(created * 1000),
+        }
 
     def _started(self, event_id: str) -> float:
         if event_id in self._tasks:
@@ -168,17 +201,6 @@ class InformaticaSim(Vendor):
         if event_id in self._files:
             return self._files[event_id][0].started
         return self._clock()
-
-
-def _event(event_id: str, kind: str, status: str, final: bool, created: float) -> dict[str, Any]:
-    return {
-        "eventId": event_id,
-        "eventType": kind,
-        "eventStatus": status,
-        "isErrorStatus": status in _ERROR_STATUSES,
-        "isFinalStatus": final,
-        "eventCreationTimestamp": utc_iso(created),
-    }
 
 
 def _mapping_problem(mapping: Any) -> str | None:

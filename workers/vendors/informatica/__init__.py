@@ -8,8 +8,8 @@ from workers.vendors.informatica.client import (
 )
 from workers.vendors.informatica.config import InformaticaConnection
 from workers.vendors.informatica.models import (
-    EventRef,
     EventStatus,
+    FileEvent,
     InformaticaError,
     InformaticaErrorBody,
     MappingParameters,
@@ -29,8 +29,8 @@ __all__ = [
     "FILE_EVENT_CONCURRENCY",
     "RUN_PARTNER_PATH",
     "VENDOR",
-    "EventRef",
     "EventStatus",
+    "FileEvent",
     "InformaticaClient",
     "InformaticaConnection",
     "InformaticaError",

@@ -20,6 +20,11 @@ class InformaticaConnection(ConnectionBase):
         default=["Error", "System Error", "Discarded"],
         description="Final statuses that make the run fail.",
     )
+    running_statuses: list[str] = Field(
+        default=["Processing", "Downloading", "Waiting for Acknowledgment"],
+        description="Statuses that are not final. A status none of the three lists names (a "
+        "customer-defined one) follows the vendor's own isFinalStatus / isErrorStatus.",
+    )
     fail_on_file_error: bool = Field(
         default=True, description="A file event with isErrorStatus true fails the run."
     )

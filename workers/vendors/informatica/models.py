@@ -7,11 +7,14 @@ so a whole event can be passed through to events as the run's result.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "EventRef",
     "EventStatus",
+    "FileEvent",
     "InformaticaError",
     "InformaticaErrorBody",
     "MappingParameters",
@@ -61,33 +64,67 @@ class RunPartnerResponse(_Response):
     eventId: str = Field(min_length=1)
 
 
-class EventRef(_Response):
-    """An entry of a task event's `fileEvents`."""
+def _rfc3339(millis: int | None) -> str | None:
+    """Epoch milliseconds (`System.currentTimeMillis`) as RFC 3339 UTC, e.g.
+    `2026-11-21T05:00:00.123Z`; None stays None."""
+    if millis is None:
+        return None
+    when = datetime.fromtimestamp(millis / 1000, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    eventId: str = Field(min_length=1)
 
-
-class EventStatus(_Response):
-    """Answer of `GET /b2b-gw/api/v3/event/status/{eventId}`: a task or a file event.
-
-    Task events carry `partnerName` and, once final, `fileEvents`; file events carry
-    `parentEventId` and `fileName`. Only `eventId` and `eventStatus` are required.
-    """
+class FileEvent(_Response):
+    """A file event, in a task event's `files` or read by its own id ("Success response for
+    file events" in Informatica's Event Status REST API page)."""
 
     eventId: str = Field(min_length=1)
     eventStatus: str
     eventType: str | None = None
     isErrorStatus: bool = False
     isFinalStatus: bool = False
-    eventCreationTimestamp: str | None = None
-    partnerName: str | None = None
-    fileEvents: list[EventRef] = Field(default_factory=list)
+    eventCreationTimestamp: int | None = None
     parentEventId: str | None = None
     fileName: str | None = None
+    messageType: str | None = None
+    ackCode: str | None = None
+    ackCodeDescription: str | None = None
+    interchangeControlNumber: str | None = None
+    groupList: list[Any] | None = None
+    transactionList: list[Any] | None = None
+    sectionList: list[Any] | None = None
+    hasUnidentifiedData: bool | None = None
 
-    def as_json(self) -> dict[str, object]:
-        """The event as the vendor sent it (unknown fields included, absent fields left out)."""
+    def as_json(self) -> dict[str, Any]:
+        """The event as the vendor sent it (unknown fields included, absent fields left out),
+        its creation time as RFC 3339 for events."""
+        data = self.model_dump(mode="json", exclude_unset=True)
+        if self.eventCreationTimestamp is not None:
+            data["eventCreationTimestamp"] = _rfc3339(self.eventCreationTimestamp)
+        return data
+
+    def vendor_json(self) -> dict[str, Any]:
+        """Exactly as the vendor sent it, for a cursor that is read back."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+
+class EventStatus(FileEvent):
+    """Answer of `GET /b2b-gw/api/v3/event/status/{eventId}`: a task event, or a file event.
+
+    A task event carries `partnerName`, `partnerNumber`, `partnerFileType`, `direction`, and,
+    once final, `files`: the file events the run produced, each with its status at the time.
+    Only `eventId` and `eventStatus` are required.
+    """
+
+    partnerName: str | None = None
+    partnerNumber: str | None = None
+    partnerFileType: str | None = None
+    direction: str | None = None
+    files: list[FileEvent] = Field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        data = super().as_json()
+        data.pop("files", None)  # reported beside it, each as followed to its end
+        return data
 
 
 class InformaticaError(_Response):

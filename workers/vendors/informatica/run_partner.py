@@ -1,23 +1,28 @@
 """The `run-partner` handler: run a partner flow, then follow its task and file events.
 
 `trigger` calls Run Partner and returns `vendor_ref={"event_id": <task event id>}`.
-`status` follows the task event until its `eventStatus` is final, then every file event the
-task lists in `fileEvents` until each is final (all pending file events are asked concurrently,
-at most `FILE_EVENT_CONCURRENCY` at a time). The progress travels in the report's `cursor`:
+`status` follows the task event until it is final. A final task event lists in `files` the
+file events the run produced, each with its status at the time; every one not final yet is
+then read by its own id (Event Status, concurrently, at most `FILE_EVENT_CONCURRENCY` at a
+time) until it is. "Processing is complete when all task and file events are in a final
+status" (Informatica's Event Status REST API page). The progress travels in the report's
+`cursor`:
 
     {"task_event": <final task event JSON>,
-     "files": [{"event_id": "7640", "event": <latest file event JSON> | None}, ...]}
+     "files": [{"event_id": "7640", "event": <latest file event JSON>}, ...]}
 
 An empty or unreadable cursor starts again from the task event.
 
-Rules (connection settings):
-- final: `eventStatus` in `final_statuses` or in `failure_statuses`.
-- failed: the task's status is in `failure_statuses` (reported at once, its file events are not
-  followed), or a final file event's status is in `failure_statuses`, or — with
-  `fail_on_file_error` — a final file event has `isErrorStatus` true. A failed file event fails
-  the run at once, without waiting for the other file events.
-- succeeded: the task and every file event final, none failed. The vendor's `isFinalStatus`
-  is not used: the connection's lists decide, so custom statuses can be configured.
+Rules (connection settings; a status no list names falls back on the vendor's own flags):
+- final: `eventStatus` in `final_statuses` or `failure_statuses`; not final: in
+  `running_statuses`; any other (a customer-defined status): the event's `isFinalStatus`.
+- in error: `eventStatus` in `failure_statuses`; a status no list names: `isErrorStatus`; a
+  file event in another final status (Warning, ...): `isErrorStatus` when
+  `fail_on_file_error`.
+- A task event in error fails the run at once (its files as listed with it). Otherwise the run
+  ends when every file event is final: `failed` kind `vendor_failed` naming each file in
+  error, or `succeeded`. Either way the result lists the task event and every file event, with
+  `eventCreationTimestamp` as RFC 3339.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from workers.vendors.base import StatusReport, Triggered
 from workers.vendors.informatica.client import InformaticaClient
 from workers.vendors.informatica.models import (
     EventStatus,
+    FileEvent,
     MappingParameters,
     RunPartnerRequest,
 )
@@ -58,7 +64,7 @@ def run_partner_request(command: RunPartner) -> RunPartnerRequest:
 
 class _File(BaseModel):
     event_id: str
-    event: EventStatus | None = None
+    event: FileEvent
 
 
 class _Progress(BaseModel):
@@ -67,11 +73,8 @@ class _Progress(BaseModel):
 
     def cursor(self) -> dict[str, Any]:
         return {
-            "task_event": self.task_event.as_json(),
-            "files": [
-                {"event_id": f.event_id, "event": f.event.as_json() if f.event else None}
-                for f in self.files
-            ],
+            "task_event": self.task_event.vendor_json(),
+            "files": [{"event_id": f.event_id, "event": f.event.vendor_json()} for f in self.files],
         }
 
 
@@ -81,8 +84,9 @@ class RunPartnerHandler:
     def __init__(self, client: InformaticaClient) -> None:
         self.client = client
         self.connection = connection = client.connection
-        self._final = frozenset(connection.final_statuses) | frozenset(connection.failure_statuses)
         self._failure = frozenset(connection.failure_statuses)
+        self._final = frozenset(connection.final_statuses) | self._failure
+        self._running = frozenset(connection.running_statuses)
 
     async def trigger(self, command: RunPartner, *, command_id: str) -> Triggered:
         """Run the partner flow. `command_id` is unused: the vendor has no idempotency key."""
@@ -95,66 +99,67 @@ class RunPartnerHandler:
         progress = _load(cursor)
         if progress is None:
             task = await self.client.event_status(vendor_ref["event_id"])
-            if task.eventStatus not in self._final:
+            if not self.is_final(task):
                 return StatusReport(state="running", status=task.eventStatus)
-            if task.eventStatus in self._failure:
+            listed = list({f.eventId: f for f in task.files}.values())
+            if self.in_error(task, file=False):
                 message = f"task event {task.eventId} ended with status {task.eventStatus}"
-                return self._report("failed", task, [], message=message)
-            ids = list(dict.fromkeys(ref.eventId for ref in task.fileEvents))
-            progress = _Progress(task_event=task, files=[_File(event_id=i) for i in ids])
+                return self._report("failed", task, listed, message=message)
+            progress = _Progress(
+                task_event=task, files=[_File(event_id=f.eventId, event=f) for f in listed]
+            )
 
-        pending = [f for f in progress.files if not self._is_final(f.event)]
+        pending = [f for f in progress.files if not self.is_final(f.event)]
         if pending:
             events = await self._file_statuses([f.event_id for f in pending])
             for file, event in zip(pending, events, strict=True):
                 file.event = event
-
-        seen = [f.event for f in progress.files if f.event is not None]
-        failures = [self._failure_text(event) for event in seen if self._failed(event)]
+        task = progress.task_event
+        if any(not self.is_final(f.event) for f in progress.files):
+            return StatusReport(state="running", status=task.eventStatus, cursor=progress.cursor())
+        files = [f.event for f in progress.files]
+        failures = [_failure_text(event) for event in files if self.in_error(event, file=True)]
         if failures:
-            return self._report("failed", progress.task_event, seen, message="; ".join(failures))
-        if any(not self._is_final(f.event) for f in progress.files):
-            return StatusReport(
-                state="running", status=progress.task_event.eventStatus, cursor=progress.cursor()
-            )
-        return self._report("succeeded", progress.task_event, seen)
+            return self._report("failed", task, files, message="; ".join(failures))
+        return self._report("succeeded", task, files)
 
-    async def _file_statuses(self, event_ids: list[str]) -> list[EventStatus]:
+    def is_final(self, event: FileEvent) -> bool:
+        status = event.eventStatus
+        if status in self._final:
+            return True
+        if status in self._running:
+            return False
+        return event.isFinalStatus  # a status the connection's lists do not name
+
+    def in_error(self, event: FileEvent, *, file: bool) -> bool:
+        """Whether a final event counts as failed."""
+        status = event.eventStatus
+        if status in self._failure:
+            return True
+        if status in self._final:
+            return file and self.connection.fail_on_file_error and event.isErrorStatus
+        return event.isErrorStatus
+
+    async def _file_statuses(self, event_ids: list[str]) -> list[FileEvent]:
         limit = asyncio.Semaphore(FILE_EVENT_CONCURRENCY)
 
-        async def one(event_id: str) -> EventStatus:
+        async def one(event_id: str) -> FileEvent:
             async with limit:
                 return await self.client.event_status(event_id)
 
         results = await asyncio.gather(*(one(i) for i in event_ids), return_exceptions=True)
-        events: list[EventStatus] = []
+        events: list[FileEvent] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
             events.append(result)
         return events
 
-    def _is_final(self, event: EventStatus | None) -> bool:
-        return event is not None and event.eventStatus in self._final
-
-    def _failed(self, event: EventStatus) -> bool:
-        if not self._is_final(event):
-            return False
-        if event.eventStatus in self._failure:
-            return True
-        return self.connection.fail_on_file_error and event.isErrorStatus
-
-    def _failure_text(self, event: EventStatus) -> str:
-        name = f" ({event.fileName})" if event.fileName else ""
-        if event.eventStatus in self._failure:
-            return f"file event {event.eventId}{name} ended with status {event.eventStatus}"
-        return f"file event {event.eventId}{name} ended in error status {event.eventStatus}"
-
     @staticmethod
     def _report(
         state: Literal["succeeded", "failed"],
         task: EventStatus,
-        files: list[EventStatus],
+        files: list[FileEvent],
         *,
         message: str | None = None,
     ) -> StatusReport:
@@ -164,6 +169,11 @@ class RunPartnerHandler:
             result={"task_event": task.as_json(), "file_events": [f.as_json() for f in files]},
             message=message,
         )
+
+
+def _failure_text(event: FileEvent) -> str:
+    name = f" ({event.fileName})" if event.fileName else ""
+    return f"file event {event.eventId}{name} ended in {event.eventStatus}"
 
 
 def _load(cursor: Mapping[str, Any]) -> _Progress | None:
