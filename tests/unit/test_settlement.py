@@ -19,9 +19,9 @@ import pytest
 
 from contracts import TERMINAL_KINDS, EventKind, encode_command
 from tests.conftest import Events, fast_settings
+from tests.quiet import QuietBroker
 from workers.app import Flowgate
 from workers.broker.base import Binding, OutgoingMessage, Queue, Topology
-from workers.broker.memory import MemoryBroker
 from workers.commands import COMMANDS
 from workers.dead_letters import DeadLetter
 from workers.idempotency import MemoryStore
@@ -43,7 +43,7 @@ SECRET = "s3cr3t-in-an-exception"
 
 @dataclass
 class Harness:
-    broker: MemoryBroker
+    broker: QuietBroker
     store: MemoryStore
     sims: RunningSimulators
     events: Events
@@ -107,7 +107,7 @@ async def harness(run_seconds: float = 0.3) -> AsyncIterator[Harness]:
     for vendor in (config.informatica, config.robusta, config.tmf622, config.pbsm):
         vendor.run_seconds = run_seconds
     async with serve(Simulators(config)) as sims:
-        broker = MemoryBroker()
+        broker = QuietBroker()
         h = Harness(broker, MemoryStore(), sims, Events(), [])
         await broker.declare(build_topology(COMMANDS))
         await _watch(h)
@@ -140,18 +140,8 @@ async def _only_terminal(h: Harness, command_id: str) -> dict[str, Any]:
 
 
 async def _quiet(h: Harness) -> None:
-    """Wait until no app has a message in progress and no work is ready in any queue."""
-    async with asyncio.timeout(10):
-        while any(app._in_flight for app in h.apps) or await _ready_work(h):
-            await asyncio.sleep(0.01)
-
-
-async def _ready_work(h: Harness) -> int:
-    total = 0
-    for queue in build_topology(COMMANDS).queues:
-        if queue.name != DEAD_LETTER_QUEUE and not queue.name.startswith("flowgate.delay."):
-            total += await h.broker.queue_length(queue.name)
-    return total
+    """Wait until nothing more can happen (no handler running, nothing left to move on)."""
+    await h.broker.until_at_rest()
 
 
 async def test_a_run_whose_connection_was_removed_ends_failed_internal_once() -> None:
