@@ -10,6 +10,7 @@ Handlers never ack, nack or publish on failure themselves: they raise one of the
     │   ├── VendorRejected     a final 4xx or request code    -> failed(rejected) + dead letter
     │   ├── VendorFailed       the run ran and failed         -> failed(vendor_failed)
     │   └── VendorUnavailable  429/502/503, timeout, network  -> retry, then failed(exhausted)
+    ├── Throttled              a shared rate limit says wait  -> later, not an attempt
     └── UnknownOutcome         trigger may or may not be done -> failed(unknown_outcome) + DLQ
 
 Messages must never contain secrets: clients build them from status codes and vendor error
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "FlowgateError",
     "InvalidCommand",
+    "Throttled",
     "UnknownConnection",
     "UnknownOutcome",
     "VendorError",
@@ -103,6 +105,18 @@ class VendorUnavailable(VendorError):
         super().__init__(message, http_status=http_status, vendor_code=vendor_code, status=status)
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent
+
+
+class Throttled(FlowgateError):
+    """The vendor account's rate limit (shared by every process) has no room now: come back in
+    `wait` seconds. Waiting is not failing: it spends no attempt and never ends in a dead
+    letter, and the message waits in the delay queues, not in the process."""
+
+    kind = "throttled"
+
+    def __init__(self, message: str, *, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 class UnknownOutcome(FlowgateError):

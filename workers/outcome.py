@@ -8,6 +8,7 @@ Pure functions and values, so every rule here is unit-tested without a broker.
     ContractError, InvalidCommand     Fail(invalid), dead letter
     VendorUnavailable                 Later(backoff, at least Retry-After) until max_attempts,
                                       then Fail(exhausted), dead letter
+    Throttled                         Later(its wait), no attempt spent
     VendorRejected                    Fail(rejected), dead letter
     VendorFailed                      Fail(vendor_failed)
     UnknownOutcome                    Fail(unknown_outcome), dead letter
@@ -27,6 +28,7 @@ from contracts import ContractError, ErrorInfo, ErrorKind
 from workers.errors import (
     FlowgateError,
     InvalidCommand,
+    Throttled,
     UnknownOutcome,
     VendorFailed,
     VendorRejected,
@@ -64,6 +66,8 @@ class Later:
     delay: float
     body: bytes | None = None
     headers: Mapping[str, Any] | None = None
+    # A retry of a failed call: it spends an attempt (the next one carries attempt + 1).
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,12 @@ def decide(
             delay = backoff(attempt, policy)
             if exc.retry_after is not None:
                 delay = max(delay, min(exc.retry_after, policy.max_retry_after))
-            return Later(delay)
+            return Later(delay, retry=True)
         info = _info(ErrorKind.EXHAUSTED, exc, retriable=True)
         message = f"gave up after {attempt} attempts: {info.message}"
         return Fail(info.model_copy(update={"message": message}), dead_letter=True)
+    if isinstance(exc, Throttled):
+        return Later(max(0.0, exc.wait))
     if isinstance(exc, VendorRejected):
         return Fail(_info(ErrorKind.REJECTED, exc), dead_letter=True)
     if isinstance(exc, VendorFailed):

@@ -113,8 +113,8 @@ class Settler:
                     work.answer.command_id if work.answer else work.delivery.message_id,
                 )
             settlement = decide(exc, attempt=work.attempt, policy=work.policy, doing=work.doing)
-            if isinstance(settlement, Later):
-                settlement = Later(settlement.delay, headers=work.retry_headers())
+            if isinstance(settlement, Later) and settlement.retry:
+                settlement = Later(settlement.delay, headers=work.retry_headers(), retry=True)
             if work.answer is None:
                 work.answer = _answer_from(exc, work.delivery)
         await self.settle(work, settlement)

@@ -10,6 +10,7 @@ from contracts import ContractError, ErrorKind
 from workers.errors import (
     FlowgateError,
     InvalidCommand,
+    Throttled,
     UnknownConnection,
     UnknownOutcome,
     VendorFailed,
@@ -56,7 +57,7 @@ def test_unavailable_retries_until_max_attempts_then_exhausted() -> None:
     exc = VendorUnavailable("503 Service Unavailable", http_status=503)
     for attempt in range(1, POLICY.max_attempts):
         decision = decide(exc, attempt=attempt, policy=POLICY)
-        assert decision == Later(min(2.0 ** (attempt - 1), POLICY.max_delay))
+        assert decision == Later(min(2.0 ** (attempt - 1), POLICY.max_delay), retry=True)
     final = decide(exc, attempt=POLICY.max_attempts, policy=POLICY)
     assert isinstance(final, Fail) and final.dead_letter
     assert final.error.kind is ErrorKind.EXHAUSTED
@@ -69,12 +70,12 @@ def test_unavailable_retries_until_max_attempts_then_exhausted() -> None:
 def test_retry_after_respected_and_capped() -> None:
     policy = POLICY.model_copy(update={"max_retry_after": 60.0})
     longer = VendorUnavailable("429", http_status=429, retry_after=30.0)
-    assert decide(longer, attempt=1, policy=policy) == Later(30.0)
+    assert decide(longer, attempt=1, policy=policy) == Later(30.0, retry=True)
     huge = VendorUnavailable("429", http_status=429, retry_after=86_400.0)
-    assert decide(huge, attempt=1, policy=policy) == Later(60.0)
+    assert decide(huge, attempt=1, policy=policy) == Later(60.0, retry=True)
     # A Retry-After shorter than our own backoff does not shorten the backoff.
     short = VendorUnavailable("429", http_status=429, retry_after=0.1)
-    assert decide(short, attempt=3, policy=policy) == Later(4.0)
+    assert decide(short, attempt=3, policy=policy) == Later(4.0, retry=True)
 
 
 def test_retry_after_does_not_extend_attempts() -> None:
@@ -115,7 +116,7 @@ def test_retry_backoff_stays_capped_for_any_attempt(n: int) -> None:
     # max_attempts has no upper bound; `factor ** (attempt - 1)` must not overflow the cap.
     policy = RetryPolicy(max_attempts=n + 1, max_delay=30.0, jitter=0.0)
     assert backoff(n, policy) == 30.0
-    assert decide(VendorUnavailable("503"), attempt=n, policy=policy) == Later(30.0)
+    assert decide(VendorUnavailable("503"), attempt=n, policy=policy) == Later(30.0, retry=True)
 
 
 @pytest.mark.parametrize("polls", [1_800, 2_880, 100_000])
@@ -134,3 +135,10 @@ def test_a_bug_is_an_internal_failure_that_tells_only_its_type(exc: Exception) -
     assert "calling the vendor" in decision.error.message
     # The exception's text may quote anything (a URL, a header): it stays in the log.
     assert str(exc) not in decision.error.message
+
+
+def test_throttled_waits_without_spending_an_attempt_or_ever_giving_up() -> None:
+    """A shared rate limit with no room is a wait, not a failure: even on the last attempt."""
+    exc = Throttled("account limit: no room for 12.5 s", wait=12.5)
+    for attempt in (1, POLICY.max_attempts, POLICY.max_attempts + 10):
+        assert decide(exc, attempt=attempt, policy=POLICY) == Later(12.5, retry=False)

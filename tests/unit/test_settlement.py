@@ -24,6 +24,7 @@ from workers.app import Flowgate
 from workers.broker.base import Binding, OutgoingMessage, Queue, Topology
 from workers.commands import COMMANDS
 from workers.dead_letters import DeadLetter
+from workers.errors import Throttled, VendorUnavailable
 from workers.idempotency import MemoryStore
 from workers.settings import Settings
 from workers.settlement import consumed
@@ -277,3 +278,32 @@ async def test_a_command_without_connection_uses_the_vendors_default() -> None:
         assert event["type"] == "flowgate.trigger-batch.succeeded"
         assert event["data"]["connection"] == "prod"
         assert event["source"] == "urn:flowgate:prod"
+
+
+async def test_a_throttled_command_waits_in_the_queues_without_spending_attempts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three waits for the shared rate limit, then one 503, with max_attempts 2: the waits
+    spent no attempt, so the 503 is retried and the command succeeds, with no dead letter."""
+    real = AddPaylinkHandler.trigger
+    calls: list[str] = []
+
+    async def throttled_then_real(self: AddPaylinkHandler, *args: Any, **kwargs: Any) -> Any:
+        calls.append("call")
+        if len(calls) <= 3:
+            raise Throttled("no room in the account's limit", wait=0.05)
+        if len(calls) == 4:
+            raise VendorUnavailable("503", http_status=503)
+        return await real(self, *args, **kwargs)
+
+    async with harness() as h:
+        settings = h.settings(
+            tmf622={"default": {"retry": {"max_attempts": 2, "first_delay": 0.05}}}
+        )
+        await h.start(settings, poller=False)
+        monkeypatch.setattr(AddPaylinkHandler, "trigger", throttled_then_real)
+        command_id = await h.publish("add-paylink")
+        event = await _only_terminal(h, command_id)
+        assert event["type"] == "flowgate.add-paylink.succeeded"
+        assert len(calls) == 5
+        assert await h.dead_letters() == []

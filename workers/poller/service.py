@@ -169,8 +169,11 @@ class Poller:
             decision = decide(exc, attempt=request.errors + 1, policy=policy)
             if isinstance(decision, Fail):
                 return decision
+            # A failed call counts towards max_errors; a throttled one (no room in the
+            # account's shared rate limit) only waits.
+            errors = request.errors + 1 if decision.retry else request.errors
             retry = request.model_copy(
-                update={"errors": request.errors + 1, "due_at": time.time() + decision.delay}
+                update={"errors": errors, "due_at": time.time() + decision.delay}
             )
             return Later(decision.delay, body=retry.model_dump_json().encode(), headers={})
         base = EventData(
