@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import rabbitmq
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -51,6 +52,8 @@ class ContractError(ValueError):
         self.message = message
         self.command_id = command_id
         self.command_type = command_type
+        # The dead letter a refused replay replays, when the envelope said so.
+        self.replayof: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,16 @@ def _decode(
     except Exception as exc:  # the SDK raises many types; all mean "not a CloudEvent"
         reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise ContractError(f"not a valid CloudEvent: {reason}", command_id=command_id) from None
+    try:
+        return _validated(event, text_headers, routing_key, limits)
+    except ContractError as exc:
+        exc.replayof = _opt(event.get_extension("replayof"))
+        raise
+
+
+def _validated(
+    event: BaseCloudEvent, text_headers: Mapping[str, str], routing_key: str, limits: InputLimits
+) -> CommandEnvelope:
     command_id = event.get_id()
     ce_type = event.get_type()
     if not ce_type.startswith(TYPE_PREFIX) or ce_type[len(TYPE_PREFIX) :] not in COMMAND_TYPES:

@@ -1,46 +1,62 @@
 """`flowgate dlq`: look into, replay and purge the dead-letter queue `flowgate.dead-letters`.
 
 Dead letters come from two places. flowgate gives up on a message (`Publisher.dead_letter`):
-a byte-for-byte copy with `x-flowgate-*` headers saying why, how often it was tried and which
-queue it came from. RabbitMQ dead-letters a message itself (a quorum queue's
-`x-delivery-limit` exceeded, or a reject): `x-death` / `x-first-death-*` headers instead.
-`DeadLetter.from_delivery` reads either into one shape.
+a byte-for-byte copy with `x-flowgate-*` headers saying why, how often it was tried, which
+queue and routing key it came from, and a letter id of its own. RabbitMQ dead-letters a message
+itself (a quorum queue's `x-delivery-limit` exceeded, or a reject): `x-death` /
+`x-first-death-*` headers instead. `DeadLetter.from_delivery` reads either into one shape.
 
-Nothing here loses or reorders a dead letter it does not mean to touch: every message in the
-queue (as many as it held at the start) is taken with basic.get and held unacked, then all are
-given back in the order they were taken. A quorum queue (RabbitMQ 3.10) puts a requeued message
-at its tail, so only a full turn leaves the order as it was; one that dies while we work lands
-ahead of the ones given back. A replayed one is acked only once its re-publish is confirmed.
-If the process dies half-way, RabbitMQ gives every unacked message back by itself.
+Looking never changes a letter. Giving a message back to a quorum queue (a requeue) adds to
+its `x-delivery-count` and, on RabbitMQ 3.10, puts it at the tail; RabbitMQ 4 quorum queues
+even drop a message after 20 deliveries by default. So nothing here requeues. Every pass takes
+each letter the queue held at the start (basic.get, held unacked, in queue order), then deals
+with them one by one, in order: a letter kept is copied back (to the default exchange, routing
+key `flowgate.dead-letters`: same body, content type, message id and headers, minus
+`x-delivery-count`, plus a letter id and the routing key it first came with when it had none)
+and acked only once the copy is confirmed; a replayed one is acked only once its re-publish is
+confirmed. After a full pass the letters kept are in the queue in the order they were, each as
+it was; one that dies meanwhile lands ahead of them.
 
-Replaying keeps the command id. A `failed` outcome recorded in the idempotency store would be
-repeated to it, so replay first asks the store to forget it (`forget_outcome`), and skips (and
-keeps) a dead letter whose command is recorded as `succeeded` or `cancelled`.
+A crash between a copy and its ack leaves the letter twice (RabbitMQ gives the unacked one
+back by itself). Every letter has an id (`x-flowgate-letter-id`: a uuid4 from
+`Publisher.dead_letter`, or, for a letter without one, derived from its content and added on
+its first copy), and a pass drops a letter whose id it has already seen as a duplicate (acked,
+not copied), and says how many it dropped. If a copy cannot be confirmed, the pass stops and
+gives back (requeues) what it still holds: nothing is lost, but those may change place.
+
+Replaying publishes a command as a new command: to `flowgate.commands` under the routing key it
+first came with, with the id `uuid5(REPLAY_NAMESPACE, old id)` and the CloudEvents attribute
+`replayof` = the old id, which the worker carries onto every event of the new run. The old id
+keeps its one terminal event; replaying the same letter twice reaches the same new id, which
+the idempotency store answers from the first run (the vendor is triggered once). Letters
+refused as `invalid` are replayed only with --force. A poll request goes back to the poll queue
+under its own command id, marked `resumed`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
+import shutil
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from workers.broker.base import Broker, Delivery, PublishNotConfirmed, TopologyError
-from workers.dead_letters import DeadLetter
+from workers.dead_letters import KINDS, DeadLetter, NotReplayable, Replay
 from workers.settings import Settings
 from workers.settlement import consumed, give_back
 from workers.topology import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, POLL_QUEUE
 
-if TYPE_CHECKING:
-    from workers.idempotency import IdempotencyStore
-
 __all__ = ["DeadLetter", "add_parser", "run"]
 
 _PROGRESS_EVERY = 10
-_SETTLE_SECONDS = 5.0
+# `show` prints bodies up to this many bytes whole; longer ones are cut unless --full.
+SHOW_LIMIT = 4096
+_MIN_REASON_WIDTH = 20
 
 
 # ---------------------------------------------------------------------------------------- CLI
@@ -48,20 +64,36 @@ _SETTLE_SECONDS = 5.0
 
 def add_parser(subparsers: Any) -> None:
     """Add `dlq` and its sub-commands to the `flowgate` parser's subparsers."""
+    raw = argparse.RawDescriptionHelpFormatter
     dlq = subparsers.add_parser(
         "dlq",
         help="list, show, replay or purge dead letters",
+        formatter_class=raw,
         description=(
-            f"Inspect and act on the dead-letter queue {DEAD_LETTER_QUEUE}. Listing and showing "
-            "never remove or reorder anything: messages are taken and given back."
+            f"Inspect and act on the dead-letter queue {DEAD_LETTER_QUEUE}. Listing and\n"
+            "showing never change, drop or reorder a letter: each is taken and put back as an\n"
+            "exact copy (never requeued, which would count a delivery against it)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  flowgate dlq list\n"
+            "  flowgate dlq show --pos 1\n"
+            "  flowgate dlq replay --kind rejected\n"
+            "  flowgate dlq purge --yes"
         ),
     )
     actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
 
     listing = actions.add_parser(
         "list",
-        help="one line per dead letter: id, type, kind, attempts, when, queue, reason",
-        description="One line per dead letter, oldest first, then how many there are.",
+        help="a table of the dead letters, oldest first",
+        formatter_class=raw,
+        description=(
+            "A table of the dead letters, oldest first: POS (position in the queue, for\n"
+            "--pos), ID (command id), TYPE, KIND (error kind, or RabbitMQ's reason), ATTEMPTS,\n"
+            "DEAD AT, QUEUE (where it died) and REASON (cut to fit), then how many there are."
+        ),
+        epilog="example:\n  flowgate dlq list --limit 20",
     )
     listing.add_argument(
         "--limit", type=_positive, default=100, help="show at most this many (default 100)"
@@ -69,35 +101,84 @@ def add_parser(subparsers: Any) -> None:
 
     show = actions.add_parser(
         "show",
-        help="headers and body of the dead letter(s) with a command id",
-        description="Print the headers and the pretty-printed body of each dead letter with ID.",
+        help="headers and body of the selected dead letter(s)",
+        formatter_class=raw,
+        description=(
+            "Print the headers and the pretty-printed body of each selected dead letter.\n"
+            "Select by command id or AMQP message id (ID), or by position (--pos N, as\n"
+            "`flowgate dlq list` prints it; a letter without a readable id has one too;\n"
+            "--pos rather than `#N`, which a shell reads as a comment).\n"
+            f"A body over {SHOW_LIMIT} bytes is cut to {SHOW_LIMIT} characters unless --full."
+        ),
+        epilog=(
+            "examples:\n"
+            "  flowgate dlq show 2f0c6c1e-6a4e-4b8f-9a57-5b1c3c8d2e10\n"
+            "  flowgate dlq show --pos 3 --full"
+        ),
     )
-    show.add_argument("id", metavar="ID", help="command id (as `flowgate dlq list` prints it)")
+    _add_selectors(show)
+    show.add_argument("--full", action="store_true", help="print bodies whole, however long")
 
     replay = actions.add_parser(
         "replay",
-        help="re-publish dead letters as they were first sent, then drop them",
+        help="re-publish dead letters as new commands, then drop them",
+        formatter_class=raw,
         description=(
-            "Re-publish each selected dead letter's original body, content type and ce-*/trace "
-            f"headers to {COMMANDS_EXCHANGE} (routing key = its command type; poll requests go "
-            f"back to {POLL_QUEUE}), keeping its command id. A dead letter is removed only once "
-            "its re-publish is confirmed; the others stay, in order. Select with IDs, --kind, "
-            "or --all."
+            f"Re-publish each selected dead letter to {COMMANDS_EXCHANGE} under the routing key\n"
+            "it first came with, as a new command: a new id derived from the old one (the\n"
+            "same on every replay, so replaying a letter twice triggers the vendor once) and\n"
+            "the CloudEvents attribute `replayof` = the old id, carried onto every event of\n"
+            f"the new run. A poll request goes back to {POLL_QUEUE} with its own command id.\n"
+            "A letter is removed only once its re-publish is confirmed; the others stay, in\n"
+            "order. Letters refused as `invalid` are skipped unless --force.\n"
+            "Select with IDs (command or AMQP message ids), --pos, --kind (also narrows IDs\n"
+            "and --pos), or --all."
+        ),
+        epilog=(
+            "examples:\n"
+            "  flowgate dlq replay 2f0c6c1e-6a4e-4b8f-9a57-5b1c3c8d2e10\n"
+            "  flowgate dlq replay --pos 1 --pos 4\n"
+            "  flowgate dlq replay --kind exhausted\n"
+            "  flowgate dlq replay --all --force"
         ),
     )
-    replay.add_argument("ids", nargs="*", metavar="ID", help="command ids to replay")
+    _add_selectors(replay)
     replay.add_argument("--all", action="store_true", help="replay every dead letter")
     replay.add_argument(
         "--kind",
-        help="only dead letters of this error kind (e.g. rejected, or RabbitMQ's delivery_limit)",
+        metavar="KIND",
+        help=f"only dead letters of this error kind: {', '.join(KINDS)}",
+    )
+    replay.add_argument(
+        "--force", action="store_true", help="replay letters refused as `invalid` too"
     )
 
     purge = actions.add_parser(
         "purge",
         help="drop every dead letter (needs --yes)",
+        formatter_class=raw,
         description="Drop every dead letter. Without --yes, only says how many would go.",
+        epilog="example:\n  flowgate dlq purge --yes",
     )
     purge.add_argument("--yes", action="store_true", help="really drop them")
+
+
+def _add_selectors(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="command id, or AMQP message id (as `flowgate dlq show` prints it)",
+    )
+    parser.add_argument(
+        "--pos",
+        dest="positions",
+        type=_positive,
+        action="append",
+        default=[],
+        metavar="N",
+        help="position in the queue, 1 = oldest, as `flowgate dlq list` prints it (repeatable)",
+    )
 
 
 def _positive(value: str) -> int:
@@ -123,49 +204,106 @@ async def run(
     out = out or sys.stdout
     err = err or sys.stderr
     action: str = args.dlq_command
-    if action == "replay":
-        problem = _replay_usage_problem(args)
-        if problem:
-            print(f"flowgate dlq replay: {problem}", file=err)
-            return 2
+    problem = _usage_problem(action, args)
+    if problem:
+        print(f"flowgate dlq {action}: {problem}", file=err)
+        return 2
     broker = make_broker(settings)
     await broker.connect()
     try:
-        try:
-            length = await broker.queue_length(DEAD_LETTER_QUEUE)
-        except TopologyError:
-            print(
-                f"flowgate dlq {action}: queue {DEAD_LETTER_QUEUE} does not exist on this "
-                "RabbitMQ vhost; run `flowgate declare` (or check --amqp-url)",
-                file=err,
-            )
-            return 1
-        if action == "list":
-            return await _list(broker, length, args.limit, out)
-        if action == "show":
-            return await _show(broker, length, args.id, out, err)
-        if action == "replay":
-            return await _replay(broker, length, args, settings, out, err)
-        if action == "purge":
-            return await _purge(broker, length, args.yes, out, err)
-        raise AssertionError(action)
+        return await run_on(broker, args, out=out, err=err)
     finally:
         await broker.close()
 
 
-def _replay_usage_problem(args: argparse.Namespace) -> str | None:
-    if args.all and args.ids:
-        return "give command ids or --all, not both"
-    if not (args.all or args.ids or args.kind):
-        return "say what to replay: command ids, --kind KIND, or --all (see `flowgate dlq list`)"
+async def run_on(broker: Broker, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    """`run`, on a connected broker."""
+    action: str = args.dlq_command
+    problem = _usage_problem(action, args)
+    if problem:
+        print(f"flowgate dlq {action}: {problem}", file=err)
+        return 2
+    try:
+        length = await broker.queue_length(DEAD_LETTER_QUEUE)
+    except TopologyError:
+        print(
+            f"flowgate dlq {action}: queue {DEAD_LETTER_QUEUE} does not exist on this "
+            "RabbitMQ vhost; run `flowgate declare` (or check --amqp-url)",
+            file=err,
+        )
+        return 1
+    if action == "purge":
+        return await _purge(broker, length, args.yes, out, err)
+    taken = await _take(broker, length)
+    try:
+        letters = _read(taken)
+        if action == "list":
+            return await _list(broker, letters, args.limit, out)
+        if action == "show":
+            return await _show(broker, letters, args, out, err)
+        if action == "replay":
+            return await _replay(broker, letters, args, out, err)
+        raise AssertionError(action)
+    except PublishNotConfirmed as exc:
+        print(
+            f"flowgate dlq {action}: stopped: a letter could not be copied back ({exc}); "
+            "the ones not yet dealt with were given back to the queue (requeued), so they "
+            "may have changed place",
+            file=err,
+        )
+        return 1
+    finally:
+        await _give_back_unsettled(taken)
+
+
+def _usage_problem(action: str, args: argparse.Namespace) -> str | None:
+    if action == "show" and not (args.ids or args.positions):
+        return "say which letter: a command id or AMQP message id, or --pos N"
+    if action != "replay":
+        return None
+    if args.kind is not None and args.kind not in KINDS:
+        return f"unknown kind {args.kind!r}; kinds: {', '.join(KINDS)}"
+    if args.all and (args.ids or args.positions):
+        return "give ids or --pos, or --all, not both"
+    if not (args.all or args.ids or args.positions or args.kind):
+        return "say what to replay: ids, --pos N, --kind KIND, or --all (see `flowgate dlq list`)"
     return None
+
+
+# ------------------------------------------------------------------------------ one pass
+
+
+@dataclass
+class _Letter:
+    """A letter taken from the queue: its position among the letters of this pass, or None
+    when it duplicates one seen before it (same letter id)."""
+
+    delivery: Delivery
+    letter: DeadLetter
+    position: int | None
+
+    @property
+    def label(self) -> str:
+        if self.letter.command_id:
+            return self.letter.command_id
+        if self.letter.message_id:
+            return f"<no id> (message id {self.letter.message_id}, #{self.position})"
+        return f"<no id> (#{self.position})"
+
+
+@dataclass
+class _Pass:
+    replayed: list[tuple[_Letter, Replay]] = field(default_factory=list)
+    duplicates: int = 0
+    # The first replay that was not confirmed, and why; none is tried after it.
+    stopped: tuple[_Letter, str] | None = None
 
 
 async def _take(broker: Broker, count: int) -> list[Delivery]:
     """Up to `count` messages from the head of the DLQ, held unacked, in queue order.
 
-    Bounded by the length seen at the start, so a message that dies again while we work (it
-    joins the tail) is never taken twice.
+    Bounded by the length seen at the start, so neither a copy put back nor a message that
+    dies while we work (both join the tail) is taken in the same pass.
     """
     taken: list[Delivery] = []
     while len(taken) < count:
@@ -176,41 +314,163 @@ async def _take(broker: Broker, count: int) -> list[Delivery]:
     return taken
 
 
-async def _give_back(broker: Broker, deliveries: Iterable[Delivery]) -> None:
-    """Requeue, in order, and return once RabbitMQ counts them as ready again.
-
-    basic.nack has no reply and a quorum queue applies returns a moment later, so without the
-    wait a `queue_length` (or a second `flowgate dlq list`) right after could miss some.
-    """
-    returned = list(deliveries)
-    if not returned:
-        return
-    ready = await broker.queue_length(DEAD_LETTER_QUEUE)
-    for delivery in returned:
-        await give_back(delivery)
-    expected = ready + len(returned)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(_SETTLE_SECONDS):
-            # No event to wait on: RabbitMQ only tells by being asked.
-            while await broker.queue_length(DEAD_LETTER_QUEUE) < expected:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
+def _read(taken: Iterable[Delivery]) -> list[_Letter]:
+    seen: set[str] = set()
+    letters: list[_Letter] = []
+    for delivery in taken:
+        letter = DeadLetter.from_delivery(delivery)
+        if letter.letter_id in seen:
+            letters.append(_Letter(delivery, letter, None))
+            continue
+        seen.add(letter.letter_id)
+        letters.append(_Letter(delivery, letter, len(seen)))
+    return letters
 
 
-async def _list(broker: Broker, length: int, limit: int, out: TextIO) -> int:
-    # Everything is taken, not just `limit`: RabbitMQ 3.10 quorum queues requeue at the tail,
-    # so giving back only the head would rotate the queue. A full turn leaves it as it was.
-    taken = await _take(broker, length)
+async def _pass(
+    broker: Broker, letters: Sequence[_Letter], replays: Mapping[int, Replay] | None = None
+) -> _Pass:
+    """Deal with every taken letter, in queue order: a duplicate is acked, a letter to replay
+    (`replays`, by index) is re-published then acked, every other one is copied back then
+    acked. A replay that is not confirmed stops the replaying: it and the rest are kept.
+
+    A copy that is not confirmed raises `PublishNotConfirmed`; the caller gives back what is
+    still held."""
+    result = _Pass()
+    replays = replays or {}
+    for index, taken in enumerate(letters):
+        if taken.position is None:
+            # Its twin came first and is already copied or replayed, confirmed.
+            await consumed(taken.delivery)
+            result.duplicates += 1
+            continue
+        replay = replays.get(index)
+        if replay is not None and result.stopped is None:
+            try:
+                await broker.publish(replay.exchange, replay.routing_key, replay.message)
+            except PublishNotConfirmed as exc:
+                result.stopped = (taken, str(exc))
+            else:
+                await consumed(taken.delivery)
+                result.replayed.append((taken, replay))
+                continue
+        await broker.publish("", DEAD_LETTER_QUEUE, taken.letter.copy())
+        await consumed(taken.delivery)
+    return result
+
+
+async def _give_back_unsettled(taken: Iterable[Delivery]) -> None:
+    """After a pass that did not finish: requeue, in order, what is still held. Only here is
+    a letter requeued: better a delivery counted and a place changed than a letter held."""
+    for delivery in taken:
+        if delivery.settled or delivery.lost:
+            continue
+        # A channel that closes meanwhile hands the rest back by itself.
+        with contextlib.suppress(Exception):
+            await give_back(delivery)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _duplicates_line(count: int) -> str | None:
+    if not count:
+        return None
+    return (
+        f"dropped {_plural(count, 'duplicate')} (a letter twice in the queue, left by an "
+        "interrupted pass)"
+    )
+
+
+# ---------------------------------------------------------------------------------- list
+
+_COLUMNS = ("POS", "ID", "TYPE", "KIND", "ATTEMPTS", "DEAD AT", "QUEUE", "REASON")
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
     try:
-        for delivery in taken[:limit]:
-            print(DeadLetter.from_delivery(delivery).summary(), file=out)
-    finally:
-        await _give_back(broker, taken)
-    shown = min(len(taken), limit)
-    if len(taken) > shown:
-        print(f"{len(taken)} dead letters (first {shown} shown; see --limit)", file=out)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _row(taken: _Letter) -> list[str]:
+    letter = taken.letter
+    return [
+        str(taken.position),
+        letter.command_id or "<no id>",
+        letter.command_type or "-",
+        letter.error_kind,
+        "-" if letter.attempts is None else str(letter.attempts),
+        _when(letter.dead_at),
+        letter.source_queue or "-",
+        " ".join(letter.reason.split()) or "-",
+    ]
+
+
+def _table(rows: list[list[str]], width: int) -> list[str]:
+    """Aligned columns under a header; the last one (the reason) cut to fit `width`."""
+    widths = [max(len(row[i]) for row in [list(_COLUMNS), *rows]) for i in range(len(_COLUMNS))]
+    used = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    reason_width = max(_MIN_REASON_WIDTH, width - used)
+    lines = []
+    for row in [list(_COLUMNS), *rows]:
+        reason = row[-1]
+        if len(reason) > reason_width:
+            reason = reason[: reason_width - 1] + "…"
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths[:-1], strict=True)]
+        lines.append("  ".join([*cells, reason]).rstrip())
+    return lines
+
+
+async def _list(broker: Broker, letters: list[_Letter], limit: int, out: TextIO) -> int:
+    done = await _pass(broker, letters)
+    kept = [t for t in letters if t.position is not None]
+    shown = kept[:limit]
+    width = shutil.get_terminal_size((120, 24)).columns
+    for row in _table([_row(t) for t in shown], width) if shown else []:
+        print(row, file=out)
+    if len(kept) > len(shown):
+        print(f"{len(kept)} dead letters (first {len(shown)} shown; see --limit)", file=out)
     else:
-        print(f"{len(taken)} dead letter{'' if len(taken) == 1 else 's'}", file=out)
+        print(_plural(len(kept), "dead letter"), file=out)
+    if line := _duplicates_line(done.duplicates):
+        print(line, file=out)
     return 0
+
+
+# ---------------------------------------------------------------------------------- show
+
+
+def _matches(taken: _Letter, args: argparse.Namespace) -> bool:
+    letter = taken.letter
+    if taken.position in args.positions:
+        return True
+    return any(i in (letter.command_id, letter.message_id) for i in args.ids)
+
+
+def _unmatched(letters: list[_Letter], args: argparse.Namespace, action: str) -> list[str]:
+    """One line for each id or position that selected nothing."""
+    kept = [t for t in letters if t.position is not None]
+    found = {i for t in kept for i in (t.letter.command_id, t.letter.message_id) if i}
+    problems = [
+        f"flowgate dlq {action}: no dead letter with command id or message id {i!r}"
+        for i in dict.fromkeys(args.ids)
+        if i not in found
+    ]
+    problems.extend(
+        f"flowgate dlq {action}: no dead letter at position {p}; there "
+        f"{'is' if len(kept) == 1 else 'are'} {len(kept)}"
+        for p in dict.fromkeys(args.positions)
+        if p > len(kept)
+    )
+    return problems
 
 
 def _pretty(body: bytes) -> str:
@@ -220,154 +480,134 @@ def _pretty(body: bytes) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-async def _show(broker: Broker, length: int, command_id: str, out: TextIO, err: TextIO) -> int:
-    taken = await _take(broker, length)
-    try:
-        found = [d for d in map(DeadLetter.from_delivery, taken) if d.command_id == command_id]
-        for n, letter in enumerate(found, 1):
-            if len(found) > 1:
-                print(f"--- dead letter {n}/{len(found)}", file=out)
-            print(f"routing key: {letter.routing_key}", file=out)
-            print(f"content type: {letter.content_type}", file=out)
-            print(f"message id: {letter.message_id}", file=out)
-            print("headers:", file=out)
-            for key, value in sorted(letter.headers.items()):
-                print(f"  {key}: {json.dumps(value, default=str, ensure_ascii=False)}", file=out)
-            print("body:", file=out)
-            print(_pretty(letter.body), file=out)
-    finally:
-        await _give_back(broker, taken)
-    if not found:
-        print(
-            f"flowgate dlq show: no dead letter with command id {command_id!r} among {length}; "
-            "`flowgate dlq list` shows the ids",
-            file=err,
-        )
-        return 1
-    return 0
+def _body_text(body: bytes, full: bool) -> tuple[str, str | None]:
+    """The body as printed, and the note saying what was cut (None when nothing was)."""
+    text = _pretty(body)
+    if full or len(body) <= SHOW_LIMIT or len(text) <= SHOW_LIMIT:
+        return text, None
+    cut = len(text) - SHOW_LIMIT
+    return text[:SHOW_LIMIT], (
+        f"[body cut: {cut} of its {len(text)} characters ({len(body)} bytes) not shown; "
+        "--full shows all]"
+    )
 
 
-def _selected(letter: DeadLetter, args: argparse.Namespace) -> bool:
-    if args.kind and letter.error_kind != args.kind:
+async def _show(
+    broker: Broker, letters: list[_Letter], args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
+    done = await _pass(broker, letters)
+    found = [t for t in letters if t.position is not None and _matches(t, args)]
+    for n, taken in enumerate(found, 1):
+        letter = taken.letter
+        if len(found) > 1:
+            print(f"--- dead letter {n}/{len(found)}", file=out)
+        print(f"position: {taken.position}", file=out)
+        print(f"command id: {letter.command_id or '<no id>'}", file=out)
+        print(f"routing key: {letter.routing_key or '<unknown>'}", file=out)
+        print(f"content type: {letter.content_type}", file=out)
+        print(f"message id: {letter.message_id}", file=out)
+        print("headers:", file=out)
+        for key, value in sorted(letter.headers.items()):
+            print(f"  {key}: {json.dumps(value, default=str, ensure_ascii=False)}", file=out)
+        print("body:", file=out)
+        text, note = _body_text(letter.body, args.full)
+        print(text, file=out)
+        if note:
+            print(note, file=out)
+    if line := _duplicates_line(done.duplicates):
+        print(line, file=err)
+    problems = _unmatched(letters, args, "show")
+    for problem in problems:
+        print(f"{problem}; `flowgate dlq list` shows them", file=err)
+    return 1 if problems or not found else 0
+
+
+# -------------------------------------------------------------------------------- replay
+
+
+def _selected(taken: _Letter, args: argparse.Namespace) -> bool:
+    if taken.position is None:
         return False
-    return not args.ids or letter.command_id in args.ids
-
-
-def _open_store(settings: Settings) -> IdempotencyStore | None:
-    """The shared idempotency store; None for `memory` (it lives in each worker process)."""
-    if settings.idempotency.store == "memory":
-        return None
-    from workers.app import make_store
-
-    return make_store(settings)
-
-
-async def _clear_for_replay(store: IdempotencyStore | None, letter: DeadLetter) -> str | None:
-    """Make sure a replay is not answered from the idempotency store; why not, if it cannot.
-
-    A recorded `failed` outcome would only be repeated to a replay with the same id, so it is
-    dropped first (the store's `forget_outcome`); a `succeeded` or `cancelled` one stands.
-    """
-    if store is None or letter.command_id is None:
-        return None
-    recorded = await store.outcome(letter.command_id)
-    if recorded is None:
-        return None
-    kind = recorded.get("kind")
-    if kind != "failed":
-        return f"it already ended {kind} (recorded in the idempotency store)"
-    await store.forget_outcome(letter.command_id)
-    return None
+    if args.kind and taken.letter.error_kind != args.kind:
+        return False
+    if args.all or not (args.ids or args.positions):
+        return True  # --all, or --kind alone
+    return _matches(taken, args)
 
 
 async def _replay(
-    broker: Broker,
-    length: int,
-    args: argparse.Namespace,
-    settings: Settings,
-    out: TextIO,
-    err: TextIO,
+    broker: Broker, letters: list[_Letter], args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    store = _open_store(settings)
-    try:
-        return await _replay_with(broker, store, length, args, out, err)
-    finally:
-        if store is not None:
-            await store.aclose()
-
-
-async def _replay_with(
-    broker: Broker,
-    store: IdempotencyStore | None,
-    length: int,
-    args: argparse.Namespace,
-    out: TextIO,
-    err: TextIO,
-) -> int:
-    taken = await _take(broker, length)
-    acked: set[int] = set()  # indexes into `taken`; everything else is given back, in order
-    chosen: list[tuple[int, DeadLetter, tuple[str, str]]] = []
-    seen_ids: set[str] = set()
-    failed = done = 0
-    try:
-        for index, delivery in enumerate(taken):
-            letter = DeadLetter.from_delivery(delivery)
-            if not _selected(letter, args):
-                continue
-            if letter.command_id:
-                seen_ids.add(letter.command_id)
-            try:
-                target = letter.replay_target()
-            except ValueError as exc:
-                print(f"skipped {letter.command_id or '<no id>'}: {exc}; left in the DLQ", file=err)
-                failed += 1
-                continue
-            chosen.append((index, letter, target))
-        total = len(chosen)
-        for n, (index, letter, (exchange, routing_key)) in enumerate(chosen, 1):
-            why_not = await _clear_for_replay(store, letter)
-            if why_not is not None:
-                print(f"skipped {letter.command_id}: {why_not}; left in the DLQ", file=err)
-                failed += 1
-                continue
-            try:
-                await broker.publish(exchange, routing_key, letter.replay_message())
-            except PublishNotConfirmed as exc:
-                print(
-                    f"flowgate dlq replay: stopped: {letter.command_id} was not confirmed "
-                    f"({exc}); it and the {total - n} after it stay in the DLQ",
-                    file=err,
-                )
-                failed += total - n + 1
-                break
-            await consumed(taken[index])
-            acked.add(index)
-            done += 1
+    chosen = [(i, t) for i, t in enumerate(letters) if _selected(t, args)]
+    replays: dict[int, Replay] = {}
+    skipped = 0
+    for index, taken in chosen:
+        letter = taken.letter
+        try:
+            replay = letter.replay()
+        except NotReplayable as exc:
+            print(f"skipped {taken.label}: {exc}; left in the DLQ", file=err)
+            skipped += 1
+            continue
+        if letter.error_kind == "invalid" and not args.force:
             print(
-                f"replayed {letter.command_id} ({letter.command_type}) to "
-                f"{exchange or '(default exchange)'} {routing_key}",
-                file=out,
+                f"skipped {taken.label}: it was refused as invalid, and as it is it would be "
+                "refused again; left in the DLQ (--force replays it anyway)",
+                file=err,
             )
-            if total > _PROGRESS_EVERY and (done % _PROGRESS_EVERY == 0 or done == total):
-                print(f"replayed {done}/{total}", file=out, flush=True)
-    finally:
-        await _give_back(broker, (d for i, d in enumerate(taken) if i not in acked))
-    missing = [i for i in dict.fromkeys(args.ids) if i not in seen_ids]
-    for command_id in missing:
-        print(f"flowgate dlq replay: no dead letter with command id {command_id!r}", file=err)
-    print(f"replayed {done} of {total} selected; {length - done} left in the DLQ", file=out)
-    return 1 if failed or missing else 0
+            skipped += 1
+            continue
+        replays[index] = replay
+    done = await _pass(broker, letters, replays)
+    total = len(replays)
+    for n, (taken, replay) in enumerate(done.replayed, 1):
+        letter = taken.letter
+        what = (
+            f"as {replay.command_id}"
+            if replay.command_id != letter.command_id
+            else "(poll request, same command id)"
+        )
+        print(
+            f"replayed {taken.label} ({letter.command_type or 'unknown type'}) {what} to "
+            f"{replay.exchange} {replay.routing_key}",
+            file=out,
+        )
+        if total > _PROGRESS_EVERY and (n % _PROGRESS_EVERY == 0 or n == total):
+            print(f"replayed {n}/{total}", file=out, flush=True)
+    if done.stopped is not None:
+        taken, why = done.stopped
+        left = total - len(done.replayed)
+        print(
+            f"flowgate dlq replay: stopped: {taken.label} was not confirmed ({why}); it and "
+            f"the {left - 1} after it stay in the DLQ",
+            file=err,
+        )
+    problems = _unmatched(letters, args, "replay")
+    for problem in problems:
+        print(problem, file=err)
+    if line := _duplicates_line(done.duplicates):
+        print(line, file=out)
+    kept = sum(1 for t in letters if t.position is not None) - len(done.replayed)
+    print(
+        f"replayed {len(done.replayed)} of {len(chosen)} selected; {kept} left in the DLQ",
+        file=out,
+    )
+    failed = skipped or done.stopped is not None or problems
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------------- purge
 
 
 async def _purge(broker: Broker, length: int, yes: bool, out: TextIO, err: TextIO) -> int:
     if not yes:
         print(
-            f"flowgate dlq purge: refusing; this would drop {length} dead "
-            f"letter{'' if length == 1 else 's'} for good. Re-run with --yes to drop them "
-            "(or `flowgate dlq replay --all` to retry them)",
+            f"flowgate dlq purge: refusing; this would drop {_plural(length, 'dead letter')} "
+            "for good. Re-run with --yes to drop them (or `flowgate dlq replay --all` to "
+            "retry them)",
             file=err,
         )
         return 1
     dropped = await broker.purge(DEAD_LETTER_QUEUE)
-    print(f"purged {dropped} dead letter{'' if dropped == 1 else 's'}", file=out)
+    print(f"purged {_plural(dropped, 'dead letter')}", file=out)
     return 0

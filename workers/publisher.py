@@ -8,6 +8,7 @@ one after the other: a confirm costs a round trip, and sequential confirms would
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ ERROR_KIND_HEADER = "x-flowgate-error-kind"
 ATTEMPTS_HEADER = "x-flowgate-attempts"
 DEAD_AT_HEADER = "x-flowgate-dead-at"
 SOURCE_QUEUE_HEADER = "x-flowgate-queue"
+LETTER_ID_HEADER = "x-flowgate-letter-id"
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,16 @@ class Context:
     replayof: str | None = None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, Any]) -> Context:
-        """The trace context of a message that could not be decoded."""
+    def from_headers(cls, headers: Mapping[str, Any], replayof: str | None = None) -> Context:
+        """The context of a message that could not be decoded: its trace headers, and the
+        replayed id when the decoder (or a binary-mode `ce-replayof` header) could read it."""
         tp, ts = headers.get("traceparent"), headers.get("tracestate")
-        return cls(tp if isinstance(tp, str) else None, ts if isinstance(ts, str) else None)
+        replayed = replayof or headers.get("ce-replayof")
+        return cls(
+            tp if isinstance(tp, str) else None,
+            ts if isinstance(ts, str) else None,
+            replayed if isinstance(replayed, str) else None,
+        )
 
     def headers(self) -> dict[str, HeaderValue]:
         out: dict[str, HeaderValue] = {}
@@ -133,7 +141,8 @@ class Publisher:
         attempts: int,
     ) -> None:
         """Keep the original message, byte for byte, with why it was given up on, under the
-        routing key it first came with."""
+        routing key it first came with, and an id of its own (`flowgate dlq` tells a letter
+        from a duplicate of it by this id)."""
         headers: dict[str, HeaderValue] = {
             k: v for k, v in delivery.headers.items() if isinstance(v, str | int | float | bool)
         }
@@ -147,6 +156,7 @@ class Publisher:
                 ATTEMPTS_HEADER: attempts,
                 DEAD_AT_HEADER: datetime.now(UTC).isoformat(),
                 SOURCE_QUEUE_HEADER: queue,
+                LETTER_ID_HEADER: str(uuid.uuid4()),
             }
         )
         message = OutgoingMessage(
