@@ -62,11 +62,13 @@ _MIN_REASON_WIDTH = 20
 # ---------------------------------------------------------------------------------------- CLI
 
 
-def add_parser(subparsers: Any) -> None:
-    """Add `dlq` and its sub-commands to the `flowgate` parser's subparsers."""
+def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Add `dlq` and its sub-commands to the `flowgate` parser's subparsers; `parents` carry
+    the global options, so they are accepted after any sub-command too."""
     raw = argparse.RawDescriptionHelpFormatter
     dlq = subparsers.add_parser(
         "dlq",
+        parents=list(parents),
         help="list, show, replay or purge dead letters",
         formatter_class=raw,
         description=(
@@ -86,6 +88,7 @@ def add_parser(subparsers: Any) -> None:
 
     listing = actions.add_parser(
         "list",
+        parents=list(parents),
         help="a table of the dead letters, oldest first",
         formatter_class=raw,
         description=(
@@ -101,6 +104,7 @@ def add_parser(subparsers: Any) -> None:
 
     show = actions.add_parser(
         "show",
+        parents=list(parents),
         help="headers and body of the selected dead letter(s)",
         formatter_class=raw,
         description=(
@@ -121,6 +125,7 @@ def add_parser(subparsers: Any) -> None:
 
     replay = actions.add_parser(
         "replay",
+        parents=list(parents),
         help="re-publish dead letters as new commands, then drop them",
         formatter_class=raw,
         description=(
@@ -155,6 +160,7 @@ def add_parser(subparsers: Any) -> None:
 
     purge = actions.add_parser(
         "purge",
+        parents=list(parents),
         help="drop every dead letter (needs --yes)",
         formatter_class=raw,
         description="Drop every dead letter. Without --yes, only says how many would go.",
