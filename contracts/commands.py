@@ -12,14 +12,20 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.quartz import check_quartz_cron
+
 __all__ = [
     "COMMAND_TYPES",
     "AddPaylink",
     "Command",
     "GroupBatchParams",
+    "InterruptBatch",
+    "InvitePartners",
+    "PartnerInvitation",
     "ProcessSchedule",
     "RerunBatch",
     "RestartBatch",
+    "RunJob",
     "RunPartner",
     "StartProcess",
     "TriggerBatch",
@@ -80,14 +86,26 @@ class RunPartner(Command):
 
 
 class ProcessSchedule(Command):
-    quartz_cron: str = Field(min_length=1, description="Quartz cron, sent as quartzDef.")
-    start: AwareDatetime | None = Field(default=None, description="Sent as startDate.")
-    end: AwareDatetime | None = Field(default=None, description="Sent as endDate.")
-    retry_count: int | None = Field(default=None, ge=0, description="Sent as retryCount.")
+    """When Robusta runs a scheduled process. Robusta's document stars `quartzDef`, `startDate`,
+    `endDate` and `retryCount` as the fields of a scheduled process: all four are required."""
+
+    quartz_cron: str = Field(
+        min_length=1,
+        description="Quartz cron expression (seconds first; `?`, `L`, `W`, `#`), checked "
+        "before sending; sent as quartzDef.",
+    )
+    start: AwareDatetime = Field(description="The first run; sent as startDate.")
+    end: AwareDatetime = Field(description="No run after this; sent as endDate.")
+    retry_count: int = Field(ge=0, description="Sent as retryCount.")
+
+    @field_validator("quartz_cron")
+    @classmethod
+    def _quartz(cls, value: str) -> str:
+        return check_quartz_cron(value)
 
     @model_validator(mode="after")
     def _start_before_end(self) -> ProcessSchedule:
-        if self.start and self.end and self.end <= self.start:
+        if self.end <= self.start:
             raise ValueError("schedule.end must be after schedule.start")
         return self
 
@@ -104,8 +122,16 @@ class StartProcess(Command):
     process_name: str = Field(min_length=1, description="Sent as name.")
     values: dict[str, Any] = Field(default_factory=dict)
     worker: str | None = None
-    run_once: bool = True
-    run_immediately: bool = True
+    run_once: bool | None = Field(
+        default=None,
+        description="Sent as runOnce (Y/N). Not given: Y without a schedule, N with one (as in "
+        "Robusta's scheduled example).",
+    )
+    run_immediately: bool | None = Field(
+        default=None,
+        description="Sent as runImmediately (Y/N). Not given: Y without a schedule, N with one "
+        "(as in Robusta's scheduled example).",
+    )
     schedule: ProcessSchedule | None = None
 
 
@@ -170,6 +196,18 @@ class _BatchRun(Command):
     )
 
 
+class InterruptBatch(_BatchRun):
+    """Interrupt a running PBSM batch (or group) run; answered at once with the run's state
+    after the interrupt (synchronous: no `accepted`)."""
+
+    command_type: ClassVar[str] = "interrupt-batch"
+    followed: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]] = {
+        "batch": "B2001",
+        "batch_run_id": "B2001_2026-11-21_1653041947296_2",
+    }
+
+
 class RerunBatch(_BatchRun):
     """Run an ended PBSM batch (or group) run again under a new run id, then follow it."""
 
@@ -191,7 +229,100 @@ class RestartBatch(_BatchRun):
     }
 
 
+ResultFormat = Literal["json", "xml"]
+
+
+class RunJob(Command):
+    """Run a Product-Live Data Factory job with a JSON input, then follow its job execution."""
+
+    command_type: ClassVar[str] = "run-job"
+    example: ClassVar[dict[str, Any]] = {
+        "job_id": "65819ba43ad5b963658ab35d",
+        "input": {"someKey": "some data"},
+    }
+
+    job_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Sent as jobId."
+    )
+    job_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="A job named by its key in the connection's `jobs` (key -> job id), "
+        "instead of job_id.",
+    )
+    input: dict[str, Any] = Field(default_factory=dict, description="Sent as input.")
+    result_format: ResultFormat = Field(
+        default="json",
+        description='`xml`: the terminal event\'s result is `{"xml": <the result in the W3C '
+        "json-to-xml form>}`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_job(self) -> RunJob:
+        if (self.job_id is None) == (self.job_key is None):
+            raise ValueError("give exactly one of job_id and job_key")
+        return self
+
+
+class PartnerInvitation(Command):
+    """One operation of `invite-partners`: the invitation of one organisation, under a key."""
+
+    key: str = Field(min_length=1, max_length=255, description="Sent as key; unique.")
+    to_account_name: str = Field(min_length=1, description="Sent as element.toAccountName.")
+    to_user_email: str = Field(
+        min_length=1,
+        max_length=320,
+        description="Sent as element.toUserEmail; Product-Live checks the address, per key.",
+    )
+    from_user_id: str | None = Field(
+        default=None, min_length=1, description="Sent as element.fromUserId when given."
+    )
+
+
+class InvitePartners(Command):
+    """Create Product-Live partner invitations through the connection's Data Factory job
+    (task data-partner-invitation-create); one result per key."""
+
+    command_type: ClassVar[str] = "invite-partners"
+    example: ClassVar[dict[str, Any]] = {
+        "operations": [
+            {
+                "key": "a",
+                "to_account_name": "Supplier A",
+                "to_user_email": "contact@supplier-a.com",
+            }
+        ]
+    }
+
+    operations: list[PartnerInvitation] = Field(min_length=1, max_length=1000)
+    result_format: ResultFormat = Field(
+        default="json",
+        description='`xml`: the terminal event\'s result is `{"xml": <the result in the W3C '
+        "json-to-xml form>}`.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> InvitePartners:
+        seen: set[str] = set()
+        for operation in self.operations:
+            if operation.key in seen:
+                raise ValueError(f"operations: the key {operation.key!r} is used twice")
+            seen.add(operation.key)
+        return self
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     model.command_type: model
-    for model in (AddPaylink, RerunBatch, RestartBatch, RunPartner, StartProcess, TriggerBatch)
+    for model in (
+        AddPaylink,
+        InterruptBatch,
+        InvitePartners,
+        RerunBatch,
+        RestartBatch,
+        RunJob,
+        RunPartner,
+        StartProcess,
+        TriggerBatch,
+    )
 }

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from contracts.commands import COMMAND_TYPES, Command
 from contracts.events import EventData, EventKind
+from contracts.jsonxml import XmlError, xml_to_json
 
 __all__ = [
     "EVENT_CONTENT_TYPE",
@@ -242,9 +243,18 @@ def _validated(
             command_type=command_type,
         )
     data = event.get_data()
+    if isinstance(data, bytes | str) and _is_xml(event.get_datacontenttype()):
+        # The W3C json-to-xml form (contracts.jsonxml): read hardened, then the same checks.
+        try:
+            data = xml_to_json(data, max_bytes=limits.max_bytes, max_depth=limits.max_depth)
+        except XmlError as exc:
+            raise ContractError(
+                f"data: {exc}", command_id=command_id, command_type=command_type
+            ) from None
     if isinstance(data, bytes | str):
         raise ContractError(
-            "data must be a JSON object (binary mode needs content type application/json)",
+            "data must be a JSON object (binary mode needs content type application/json, "
+            "or application/xml for the json-to-xml form)",
             command_id=command_id,
             command_type=command_type,
         )
@@ -277,6 +287,12 @@ def _validated(
         tracestate=text_headers.get("tracestate") or _opt(event.get_extension("tracestate")),
         replayof=_opt(event.get_extension("replayof")),
     )
+
+
+def _is_xml(content_type: str | None) -> bool:
+    """`application/xml`, `text/xml` or any `+xml` type, parameters ignored."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media in ("application/xml", "text/xml") or media.endswith("+xml")
 
 
 def _opt(value: Any) -> str | None:

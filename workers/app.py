@@ -20,14 +20,16 @@ from workers.consumer import CommandWorker
 from workers.idempotency import IdempotencyStore, MemoryStore, RedisStore
 from workers.poller.service import Poller
 from workers.publisher import Publisher
+from workers.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from workers.registry import Registry
 from workers.runtime import Outcomes
 from workers.settings import Settings
 from workers.settlement import Handler, Settler, Work
 from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, build_topology, command_queue
 from workers.vendors._connection import ConnectionBase
+from workers.vendors.base import Resources
 
-__all__ = ["Flowgate", "make_broker", "make_store", "parse_command_types"]
+__all__ = ["Flowgate", "make_broker", "make_resources", "make_store", "parse_command_types"]
 
 log = logging.getLogger("flowgate")
 
@@ -62,6 +64,17 @@ def make_store(settings: Settings) -> IdempotencyStore:
     )
 
 
+def make_resources(settings: Settings) -> Resources:
+    """What every vendor client of this process shares: the rate limiter, on the same Redis
+    (and key prefix) as the idempotency store, or in memory when the store is."""
+    config = settings.idempotency
+    if config.store == "memory":
+        return Resources(MemoryRateLimiter())
+    return Resources(
+        RedisRateLimiter(config.redis_url.get_secret_value(), prefix=config.key_prefix)
+    )
+
+
 def parse_command_types(value: str | None) -> list[str]:
     """`--commands trigger-batch,add-paylink` → validated list; None or "all" → every type."""
     if not value or value == "all":
@@ -88,7 +101,8 @@ class Flowgate:
     ) -> None:
         self.settings = settings
         self.broker = broker
-        self.registry = Registry(settings, http_factory=http_factory)
+        self.resources = make_resources(settings)
+        self.registry = Registry(settings, http_factory=http_factory, resources=self.resources)
         self.publisher = Publisher(broker)
         self.store = store or make_store(settings)
         self.outcomes = Outcomes(self.store, self.publisher)
@@ -176,11 +190,14 @@ class Flowgate:
         """Readiness, for `/readyz`: connected to RabbitMQ (a round trip on the channel), the
         idempotency store answering, and consuming every queue this process should."""
         checks: dict[str, object] = {}
-        try:
-            await self.broker.queue_length(POLL_QUEUE)
-            checks["rabbitmq"] = "ok"
-        except Exception as exc:
-            checks["rabbitmq"] = f"unavailable ({type(exc).__name__})"
+        if not self._connected:
+            checks["rabbitmq"] = "connecting"  # no broker call before the topology is there
+        else:
+            try:
+                await self.broker.queue_length(POLL_QUEUE)
+                checks["rabbitmq"] = "ok"
+            except Exception as exc:
+                checks["rabbitmq"] = f"unavailable ({type(exc).__name__})"
         try:
             await self.store.ping()
             checks["store"] = "ok"
@@ -198,6 +215,7 @@ class Flowgate:
         """Stop taking work, let in-flight messages finish (up to the grace), then close."""
         if not self._connected:
             await self.registry.aclose()
+            await self.resources.aclose()
             await self.store.aclose()
             return
         await self.broker.cancel_consumers()
@@ -210,5 +228,6 @@ class Flowgate:
             log.warning("stopping with %d messages still in flight", self._in_flight)
         await self.broker.close()
         await self.registry.aclose()
+        await self.resources.aclose()
         await self.store.aclose()
         self._connected = False

@@ -14,13 +14,16 @@ from typing import Any
 
 from contracts.commands import (
     AddPaylink,
+    InterruptBatch,
+    InvitePartners,
     RerunBatch,
     RestartBatch,
+    RunJob,
     RunPartner,
     StartProcess,
     TriggerBatch,
 )
-from workers.vendors import informatica, pbsm, robusta, tmf622
+from workers.vendors import informatica, pbsm, productlive, robusta, tmf622
 from workers.vendors.base import Registration, Vendor
 
 __all__ = ["COMMANDS", "CommandTable"]
@@ -66,6 +69,9 @@ COMMANDS = CommandTable(
     Registration(StartProcess, robusta.VENDOR, robusta.StartProcessHandler),
     Registration(AddPaylink, tmf622.VENDOR, tmf622.AddPaylinkHandler),
     Registration(TriggerBatch, pbsm.VENDOR, pbsm.TriggerBatchHandler),
+    Registration(InterruptBatch, pbsm.VENDOR, pbsm.InterruptBatchHandler),
     Registration(RerunBatch, pbsm.VENDOR, pbsm.RerunBatchHandler),
     Registration(RestartBatch, pbsm.VENDOR, pbsm.RestartBatchHandler),
+    Registration(RunJob, productlive.VENDOR, productlive.RunJobHandler),
+    Registration(InvitePartners, productlive.VENDOR, productlive.InvitePartnersHandler),
 )

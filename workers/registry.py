@@ -17,7 +17,7 @@ from workers.commands import COMMANDS
 from workers.errors import UnknownConnection
 from workers.settings import Settings
 from workers.vendors._connection import ConnectionBase
-from workers.vendors.base import Bound, Vendor
+from workers.vendors.base import Bound, Resources, Vendor
 
 __all__ = ["Registry", "VendorHttpClient", "make_http_client"]
 
@@ -75,8 +75,11 @@ class Registry:
         settings: Settings,
         *,
         http_factory: Callable[[ConnectionBase], httpx.AsyncClient] | None = None,
+        resources: Resources | None = None,
     ) -> None:
         self._settings = settings
+        # Shared with every vendor client (a vendor account's rate limit across processes).
+        self._resources = resources
         self._http_factory = http_factory or (
             lambda c: make_http_client(c, settings.http_transport)
         )
@@ -119,7 +122,7 @@ class Registry:
             connection = self._settings.connections(vendor.name)[name]
             http = self._http_factory(connection)
             self._http.append(http)
-            client = vendor.client(http, connection)
+            client = vendor.client(http, connection, self._resources)
             self._clients[key] = client
         return client
 

@@ -8,7 +8,7 @@ import math
 import time
 from typing import Any
 
-from contracts import ErrorInfo, ErrorKind, EventData, EventKind
+from contracts import ErrorInfo, EventData, EventKind
 from workers.broker.base import Delivery
 from workers.idempotency import IdempotencyStore
 from workers.outcome import Later
@@ -74,5 +74,5 @@ def terminal_event(report: StatusReport) -> tuple[EventKind, ErrorInfo | None]:
         return EventKind.CANCELLED, None
     message = report.message or f"the vendor reported {report.status}"
     return EventKind.FAILED, ErrorInfo(
-        kind=ErrorKind.VENDOR_FAILED, message=message, vendor_code=report.vendor_code
+        kind=report.error_kind, message=message, vendor_code=report.vendor_code
     )

@@ -57,6 +57,18 @@ class Collector:
         await delivery.ack()
 
 
+def dig(body: Any, path: str) -> Any:
+    """`a.b.0.c` in a JSON body: keys of objects, indexes of lists; None when absent."""
+    for part in path.split("."):
+        if isinstance(body, dict):
+            body = body.get(part)
+        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
+            body = body[int(part)]
+        else:
+            return None
+    return body
+
+
 async def count_triggers(http: httpx.AsyncClient, commands: list[Planned]) -> dict[str, int]:
     """Per command id: vendor trigger requests the vendor acted on (status 200, or 0 = hang)."""
     by_key = {(c.type, c.key): c.id for c in commands}
@@ -68,7 +80,7 @@ async def count_triggers(http: httpx.AsyncClient, commands: list[Planned]) -> di
             if entry["status"] not in (200, 0):
                 continue
             body = entry.get("json") or {}
-            key = entry["headers"].get(field) if field.startswith("x-") else body.get(field)
+            key = entry["headers"].get(field) if field.startswith("x-") else dig(body, field)
             command_id = by_key.get((command_type, str(key)))
             if command_id is not None:
                 counts[command_id] += 1
@@ -89,8 +101,10 @@ async def read_dead_letters(broker: AmqpBroker, result: ChaosResult) -> None:
         elif not headers.get("x-flowgate-reason"):
             kind = f"{kind}-no-reason"
         result.dead_letter_kinds[str(kind)] += 1
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
-            result.dead_lettered.add(str(json.loads(delivery.body)["id"]))
+        with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+            body = json.loads(delivery.body)
+            # A command's dead letter has its `id`; a poll request's names its `command_id`.
+            result.dead_lettered.add(str(body.get("id") or body["command_id"]))
         await delivery.ack()
 
 
@@ -137,6 +151,22 @@ def tally(
             result.wrong_outcome[command.id] = "an invalid command reached the vendor"
 
 
+async def rate_peak(http: httpx.AsyncClient, window: float) -> int:
+    """The most Product-Live requests the simulator received in any `window` seconds."""
+    times: list[float] = []
+    for route in ("productlive.job_create", "productlive.job_read", "productlive.invitation_read"):
+        response = await http.get("/_sim/ledger", params={"route": route}, timeout=120)
+        response.raise_for_status()
+        times.extend(float(entry["at"]) for entry in response.json())
+    times.sort()
+    best, j = 0, 0
+    for i in range(len(times)):
+        while j < len(times) and times[j] - times[i] < window:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
 async def dump_ledger(http: httpx.AsyncClient, path: Path) -> None:
     """Every vendor request, compact, for after-the-fact questions (one JSON line each)."""
     response = await http.get("/_sim/ledger", timeout=300)
@@ -158,6 +188,8 @@ def write_ledger(entries: list[dict[str, Any]], path: Path) -> None:
                 "key": body.get("batchName")
                 or body.get("partnerName")
                 or body.get("name")
-                or body.get("batchRunId"),
+                or body.get("batchRunId")
+                or dig(body, "input.name")
+                or dig(body, "input.operations.0.key"),
             }
             out.write(json.dumps(row) + "\n")

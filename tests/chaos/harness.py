@@ -30,11 +30,19 @@ from typing import Any
 import httpx
 
 from contracts import COMMAND_TYPES, encode_command
-from tests.chaos.evidence import Collector, count_triggers, dump_ledger, read_dead_letters, tally
+from tests.chaos.evidence import (
+    Collector,
+    count_triggers,
+    dump_ledger,
+    rate_peak,
+    read_dead_letters,
+    tally,
+)
 from tests.chaos.model import (
     EVENTS_QUEUE,
     FAILED_STATUS,
     FAULT_ROUTES,
+    HISTORY_CODE,
     MOVED,
     MOVING,
     VENDOR_OF,
@@ -188,9 +196,7 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
 
     await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
     await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    history = {
-        history_run(c.id): "-1" for c in commands if c.type in ("rerun-batch", "restart-batch")
-    }
+    history = {history_run(c.id): HISTORY_CODE[c.type] for c in commands if c.type in HISTORY_CODE}
     sim = start_simulators(cfg, port, log_dir, history)
     procs = Procs(cfg, process_env(cfg, amqp_url, prefix, base_url, ("default", MOVING)), log_dir)
     renamed = process_env(cfg, amqp_url, prefix, base_url, ("default", MOVED))
@@ -270,6 +276,8 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
             await read_dead_letters(broker, result)
             triggers = await count_triggers(http, commands)
             await dump_ledger(http, log_dir / "ledger.jsonl")
+            result.rate_limit = cfg.productlive_limit
+            result.rate_peak = await rate_peak(http, cfg.productlive_window)
         tally(cfg, result, commands, collector, triggers)
         result.handler_errors = count_in_logs(log_dir, "handler failed")
     finally:

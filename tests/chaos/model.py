@@ -19,20 +19,28 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 EVENTS_QUEUE = "chaos.events"
 VENDOR_OF = {t: COMMANDS[t].vendor.name for t in COMMANDS}
-# Connections whose policy is `unknown_outcome = fail`: a second trigger is a bug.
-FAIL_POLICY = {"pbsm", "informatica", "robusta"}
+# Connections whose policy is `unknown_outcome = fail`: a second trigger is a bug. Every
+# vendor's default, TMF622's included (its document never says it deduplicates on
+# X-Correlation-ID); a vendor left out would have its repeats counted as deduplicated retries.
+FAIL_POLICY = {"pbsm", "informatica", "robusta", "tmf622", "productlive"}
 # Per command type: the simulator route that starts its vendor run, and where that request
 # names the command's business key (a header, or a field of the JSON body).
 TRIGGER_ROUTE: dict[str, tuple[str, str]] = {
     "trigger-batch": ("pbsm.trigger", "batchName"),
     "rerun-batch": ("pbsm.rerun", "batchRunId"),
+    "interrupt-batch": ("pbsm.interrupt", "batchRunId"),
     "restart-batch": ("pbsm.restart", "batchRunId"),
     "run-partner": ("informatica.run", "partnerName"),
     "start-process": ("robusta.start", "name"),
     "add-paylink": ("tmf622.patch", "x-correlation-id"),
+    # A dotted path reads inside the body (list items by index).
+    "run-job": ("productlive.job_create", "input.name"),
+    "invite-partners": ("productlive.job_create", "input.operations.0.key"),
 }
-# Every route the chaos commands use; PBSM's interrupt is never called.
-FAULT_ROUTES = tuple(r for r in ROUTES if r != "pbsm.interrupt")
+# The simulator's echo job, which `run-job` commands run.
+ECHO_JOB = "65819ba43ad5b963658ab35d"
+# Every route the chaos commands use.
+FAULT_ROUTES = tuple(ROUTES)
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -62,6 +70,10 @@ class ChaosConfig:
     p_moving: float = 0.03
     rename: bool = True
     prefetch: int | None = None  # worker/poller prefetch; None = flowgate's default
+    # Product-Live's account limit, flowgate's setting and the simulator's alike: high enough
+    # for the run to finish, low enough that commands wait for it (and are killed waiting).
+    productlive_limit: int = 100
+    productlive_window: float = 5.0
     drain_timeout: float = 120.0
     log_dir: Path | None = None
     progress: Callable[[str], None] | None = None
@@ -91,6 +103,9 @@ class ChaosResult:
     token_expiries: int = 0
     queues_left: dict[str, int] = field(default_factory=dict)
     handler_errors: int = 0
+    # Product-Live requests in the busiest window (the simulator's ledger), and the limit.
+    rate_peak: int = 0
+    rate_limit: int = 0
     elapsed: float = 0.0
     log_dir: str = ""
 
@@ -101,6 +116,7 @@ class ChaosResult:
             and not self.duplicate_triggers
             and not self.conflicting
             and not self.queues_left
+            and self.rate_peak <= self.rate_limit
         )
 
     def summary(self) -> str:
@@ -121,6 +137,7 @@ class ChaosResult:
             f"publish_retries={self.publish_retries} handler_errors={self.handler_errors} "
             f"wrong_outcomes={len(self.wrong_outcome)} "
             f"missing_dead_letters={len(self.missing_dead_letters)} "
+            f"productlive_peak={self.rate_peak}/{self.rate_limit} "
             f"verdict={'PASS' if self.ok else 'FAIL'}"
         )
 
@@ -157,8 +174,13 @@ class Planned:
 
 
 def history_run(command_id: str) -> str:
-    """The ended PBSM run (seeded in the simulator) a rerun or restart command acts on."""
+    """The PBSM run (seeded in the simulator) a rerun, restart or interrupt command acts on."""
     return f"CHAOS-{command_id}_2026-11-21_1_1"
+
+
+# Seeded PBSM runs' statusCode per command type: ended in failure (rerun, restart act on
+# it), ongoing until interrupted (interrupt).
+HISTORY_CODE = {"rerun-batch": "-1", "restart-batch": "-1", "interrupt-batch": "2"}
 
 
 def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
@@ -177,9 +199,14 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
             data, key = {"partner_name": name, "direction": "outbound"}, name
         elif ctype == "start-process":
             data, key = {"process_name": name, "values": {"n": i}}, name
-        elif ctype in ("rerun-batch", "restart-batch"):
+        elif ctype in HISTORY_CODE:
             key = history_run(cid)
             data = {"batch": name, "batch_run_id": key}
+        elif ctype == "run-job":
+            data, key = {"job_id": ECHO_JOB, "input": {"name": name, "n": i}}, name
+        elif ctype == "invite-partners":
+            invitation = {"key": name, "to_account_name": name, "to_user_email": f"{i}@chaos.test"}
+            data, key = {"operations": [invitation]}, name
         else:
             data = {"business_id": "PR", "order_id": order, "payment_link": f"https://p/{i}"}
             key = order
@@ -193,12 +220,16 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
                 data["group"] = True  # params without group_params
             elif ctype == "run-partner":
                 data["partner_name"] = f"<{name}>"
-            elif ctype in ("rerun-batch", "restart-batch"):
+            elif ctype in HISTORY_CODE:
                 data["batch_run_id"] = ""
+            elif ctype == "run-job":
+                data["job_key"] = "nightly"  # with job_id: one of them, not both
+            elif ctype == "invite-partners":
+                data["operations"] = data["operations"] * 2  # a duplicate key
             else:
                 data["schedule"] = {"quartz_cron": ""}
-        elif draw < cfg.p_invalid + cfg.p_vendor_fail:
-            expect = "vendor_failed"
+        elif draw < cfg.p_invalid + cfg.p_vendor_fail and ctype != "interrupt-batch":
+            expect = "vendor_failed"  # an interrupt's answer is final: no run to fail
         elif draw < cfg.p_invalid + cfg.p_vendor_fail + cfg.p_moving:
             expect = "moving"
         connection = MOVING if expect == "moving" else None
@@ -214,4 +245,5 @@ FAILED_STATUS = {
     "informatica": "Error",
     "robusta": "FAILED",
     "tmf622": "400",  # a synchronous refusal: failed/rejected
+    "productlive": "FAILED",
 }

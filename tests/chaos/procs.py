@@ -128,6 +128,9 @@ def process_env(
             env[base + "RETRY__FIRST_DELAY"] = "0.25"
             env[base + "RETRY__MAX_DELAY"] = "2"
             env[base + "RETRY__MAX_ATTEMPTS"] = "8"
+            if vendor.name == "productlive":
+                env[base + "RATE_LIMIT__REQUESTS"] = str(cfg.productlive_limit)
+                env[base + "RATE_LIMIT__WINDOW"] = str(cfg.productlive_window)
     return env
 
 
@@ -139,6 +142,8 @@ def start_simulators(
     history_file.write_text(json.dumps(history))
     argv = [PYTHON, "-m", "tests.chaos.sim", "--port", str(port), "--seed", str(cfg.seed)]
     argv += ["--run-seconds", str(cfg.run_seconds), "--history", str(history_file)]
+    argv += ["--productlive-limit", str(cfg.productlive_limit)]
+    argv += ["--productlive-window", str(cfg.productlive_window)]
     with open(log_dir / "simulators.log", "ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
 

@@ -23,10 +23,15 @@ def main() -> None:
     parser.add_argument(
         "--history", type=Path, help="JSON {run id: final statusCode} of ended PBSM runs"
     )
+    parser.add_argument("--productlive-limit", type=int, default=50, help="requests per window")
+    parser.add_argument("--productlive-window", type=float, default=60.0, help="seconds")
     args = parser.parse_args()
     config = SimulatorConfig(seed=args.seed)
     for vendor in (config.informatica, config.robusta, config.tmf622, config.pbsm):
         vendor.run_seconds = args.run_seconds
+    config.productlive.run_seconds = args.run_seconds
+    config.productlive.rate_limit = args.productlive_limit
+    config.productlive.rate_window = args.productlive_window
     config.pbsm.expires_in = args.expires_in
     if args.history is not None:
         config.pbsm.history = json.loads(args.history.read_text())

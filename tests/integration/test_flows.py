@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
-from tests.conftest import System
-from workers.simulators import Fault
+from tests.conftest import System, fast_settings, running_system
+from workers.simulators import Fault, RunningSimulators
 
 
 def _basic(user: str, password: str) -> str:
@@ -86,7 +89,8 @@ async def test_start_process_succeeds_with_outputs(system: System) -> None:
             "run_once": False,
             "run_immediately": False,
             "schedule": {
-                "quartz_cron": "0 6 6 ? * FR",
+                # The seed's example says `FR`, which Quartz refuses: its day names are SUN-SAT.
+                "quartz_cron": "0 6 6 ? * FRI",
                 "start": "2020-11-16T16:56:00Z",
                 "end": "2020-11-18T16:55:00Z",
                 "retry_count": 1,
@@ -107,7 +111,7 @@ async def test_start_process_succeeds_with_outputs(system: System) -> None:
         "worker": "7",
         "runOnce": "N",
         "runImmediately": "N",
-        "quartzDef": "0 6 6 ? * FR",
+        "quartzDef": "0 6 6 ? * FRI",
         "startDate": "2020-11-16 16:56:00",
         "endDate": "2020-11-18 16:55:00",
         "retryCount": "1",
@@ -264,20 +268,115 @@ async def test_token_expired_mid_run_is_refreshed_once(system: System) -> None:
 
 
 async def test_ambiguous_trigger_failure_follows_the_unknown_outcome_policy(
+    amqp_url: str, sims: RunningSimulators
+) -> None:
+    settings = fast_settings(
+        amqp_url,
+        sims.base_url,
+        store="redis",
+        connections={"tmf622": {"retrying": {"unknown_outcome": "retry"}}},
+    )
+    async with running_system(settings, sims.sims) as system:
+        # 502 may come after the backend acted: PBSM (policy `fail`) must not trigger again ...
+        system.sims.inject(Fault(route="pbsm.trigger", status=502, times=1))
+        batch_id = await system.publish("trigger-batch", {"batch": "B9"})
+        terminal = await system.events.terminal(batch_id)
+        assert terminal["data"]["error"]["kind"] == "unknown_outcome"
+        assert len(system.sims.ledger.entries("pbsm.trigger")) == 1
+        # ... nor TMF622 by default: its document never says it deduplicates on
+        # X-Correlation-ID, so a second PATCH could add the link twice ...
+        system.sims.inject(Fault(route="tmf622.patch", status=502, times=1))
+        paylink = {"business_id": "PR", "order_id": "O9", "payment_link": "p"}
+        once_id = await system.publish("add-paylink", paylink)
+        terminal = await system.events.terminal(once_id)
+        assert terminal["type"] == "flowgate.add-paylink.failed"
+        assert terminal["data"]["error"]["kind"] == "unknown_outcome"
+        assert len(system.sims.ledger.entries("tmf622.patch")) == 1
+        # ... while a connection set to `retry` PATCHes again, with the same correlation id.
+        system.sims.inject(Fault(route="tmf622.patch", status=502, times=1))
+        retry_id = await system.publish("add-paylink", paylink, connection="retrying")
+        terminal = await system.events.terminal(retry_id)
+        assert terminal["type"] == "flowgate.add-paylink.succeeded"
+        patches = system.sims.ledger.entries("tmf622.patch")[1:]
+        assert [p.headers["x-correlation-id"] for p in patches] == [retry_id, retry_id]
+
+
+async def test_tmf622_503_is_retried_only_with_retry_after_and_504_is_unknown(
     system: System,
 ) -> None:
-    # 502 may come after the backend acted: PBSM (policy `fail`) must not trigger again ...
-    system.sims.inject(Fault(route="pbsm.trigger", status=502, times=1))
-    batch_id = await system.publish("trigger-batch", {"batch": "B9"})
-    terminal = await system.events.terminal(batch_id)
-    assert terminal["data"]["error"]["kind"] == "unknown_outcome"
-    assert len(system.sims.ledger.entries("pbsm.trigger")) == 1
-    # ... while TMF622 (policy `retry`, deduplicated by X-Correlation-ID) simply retries.
-    system.sims.inject(Fault(route="tmf622.patch", status=502, times=1))
-    paylink_id = await system.publish(
-        "add-paylink", {"business_id": "PR", "order_id": "O9", "payment_link": "p"}
-    )
-    terminal = await system.events.terminal(paylink_id)
+    paylink = {"business_id": "PR", "order_id": "O5", "payment_link": "p"}
+    # The b2bsoft-ux document: a 503 without Retry-After is handled as a 500 (final) ...
+    system.sims.inject(Fault(route="tmf622.patch", status=503, times=1))
+    final_id = await system.publish("add-paylink", paylink)
+    terminal = await system.events.terminal(final_id)
+    error = terminal["data"]["error"]
+    assert (error["kind"], error["http_status"], error["retriable"]) == ("rejected", 503, False)
+    assert "HTTP 503 without Retry-After, handled as a 500 (final)" in error["message"]
+    assert len(system.sims.ledger.entries("tmf622.patch")) == 1
+    dead = await system.broker.get("flowgate.dead-letters")
+    assert dead is not None and dead.headers["x-flowgate-error-kind"] == "rejected"
+    await dead.ack()
+    # ... with one, the PATCH is tried again after it.
+    system.sims.inject(Fault(route="tmf622.patch", status=503, times=1, retry_after=0.3))
+    later_id = await system.publish("add-paylink", paylink)
+    terminal = await system.events.terminal(later_id)
     assert terminal["type"] == "flowgate.add-paylink.succeeded"
     patches = system.sims.ledger.entries("tmf622.patch")
-    assert [p.headers["x-correlation-id"] for p in patches] == [paylink_id, paylink_id]
+    assert [(p.headers["x-correlation-id"], p.status) for p in patches][1:] == [
+        (later_id, 503),
+        (later_id, 200),
+    ]
+    # A 504: the gateway timed out, the backend may have added the link: unknown outcome.
+    system.sims.inject(Fault(route="tmf622.patch", status=504, times=1))
+    gateway_id = await system.publish("add-paylink", paylink)
+    terminal = await system.events.terminal(gateway_id)
+    assert terminal["data"]["error"]["kind"] == "unknown_outcome"
+    assert "HTTP 504" in terminal["data"]["error"]["message"]
+    assert len(system.sims.ledger.entries("tmf622.patch")) == 4
+
+
+async def test_a_schedule_missing_a_field_or_with_a_bad_cron_is_invalid_before_any_call(
+    system: System,
+) -> None:
+    schedule = {
+        "quartz_cron": "0 6 6 ? * FRI",
+        "start": "2030-11-16T16:56:00Z",
+        "end": "2030-11-18T16:55:00Z",
+        "retry_count": 1,
+    }
+    no_retry = {k: v for k, v in schedule.items() if k != "retry_count"}
+    cases = {
+        "schedule.retry_count: Field required": no_retry,
+        "field 6 (day-of-week) 'FR'": {**schedule, "quartz_cron": "0 6 6 ? * FR"},
+    }
+    for reason, bad in cases.items():
+        command_id = await system.publish("start-process", {"process_name": "P", "schedule": bad})
+        terminal = await system.events.terminal(command_id)
+        assert terminal["data"]["error"]["kind"] == "invalid"
+        assert reason in terminal["data"]["error"]["message"]
+    assert system.sims.ledger.entries("robusta.start") == []
+
+
+async def test_a_scheduled_process_is_first_polled_at_its_start(system: System) -> None:
+    # Its start a few seconds away, whole seconds (startDate has no fractions).
+    start = datetime.fromtimestamp(math.ceil(time.time()) + 3, UTC)
+    command_id = await system.publish(
+        "start-process",
+        {
+            "process_name": "Scheduled",
+            "schedule": {
+                "quartz_cron": "0 * * * * ?",
+                "start": start.isoformat(),
+                "end": (start + timedelta(days=1)).isoformat(),
+                "retry_count": 0,
+            },
+        },
+    )
+    terminal = await system.events.terminal(command_id)
+    assert terminal["type"] == "flowgate.start-process.succeeded"
+    [saved] = system.sims.ledger.entries("robusta.start")
+    assert saved.json is not None
+    assert (saved.json["runOnce"], saved.json["runImmediately"]) == ("N", "N")
+    statuses = system.sims.ledger.entries("robusta.status")
+    # Polled from its start (first_delay 0.25 s after it), not from when it was saved.
+    assert saved.at < start.timestamp() <= statuses[0].at

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from contracts import TriggerBatch
-from tests.conftest import System
+from tests.conftest import System, fast_settings, running_system
+from workers.simulators import RunningSimulators
 
 
 def _terminals(system: System, command_id: str) -> list[dict[str, object]]:
@@ -60,22 +61,38 @@ async def test_redelivered_command_resumes_from_the_recorded_reference(system: S
     assert len(system.sims.ledger.entries("pbsm.trigger")) == 1  # only the dead worker's
 
 
-async def test_lapsed_claim_is_an_unknown_outcome_or_a_retry_by_policy(system: System) -> None:
-    # A worker claimed each id and died mid-call; its lease has run out.
-    for command_id in ("lapsed-batch", "lapsed-paylink"):
-        await system.app.store.claim(command_id, owner="dead-worker", lease=0.1)
-    await asyncio.sleep(0.2)
-    await system.publish("trigger-batch", {"batch": "LAPSED"}, command_id="lapsed-batch")
-    await system.publish(
-        "add-paylink",
-        {"business_id": "PR", "order_id": "L1", "payment_link": "p"},
-        command_id="lapsed-paylink",
+async def test_lapsed_claim_is_an_unknown_outcome_or_a_retry_by_policy(
+    amqp_url: str, sims: RunningSimulators
+) -> None:
+    settings = fast_settings(
+        amqp_url,
+        sims.base_url,
+        store="redis",
+        connections={"tmf622": {"retrying": {"unknown_outcome": "retry"}}},
     )
-    batch = await system.events.terminal("lapsed-batch")
-    assert batch["data"]["error"]["kind"] == "unknown_outcome"
-    assert system.sims.ledger.entries("pbsm.trigger") == []
-    paylink = await system.events.terminal("lapsed-paylink")
-    assert paylink["type"] == "flowgate.add-paylink.succeeded"
+    async with running_system(settings, sims.sims) as system:
+        # A worker claimed each id and died mid-call; its lease has run out.
+        ids = ("lapsed-batch", "lapsed-paylink", "lapsed-paylink-retry")
+        for command_id in ids:
+            await system.app.store.claim(command_id, owner="dead-worker", lease=0.1)
+        await asyncio.sleep(0.2)
+        await system.publish("trigger-batch", {"batch": "LAPSED"}, command_id="lapsed-batch")
+        paylink = {"business_id": "PR", "order_id": "L1", "payment_link": "p"}
+        await system.publish("add-paylink", paylink, command_id="lapsed-paylink")
+        await system.publish(
+            "add-paylink", paylink, command_id="lapsed-paylink-retry", connection="retrying"
+        )
+        batch = await system.events.terminal("lapsed-batch")
+        assert batch["data"]["error"]["kind"] == "unknown_outcome"
+        assert system.sims.ledger.entries("pbsm.trigger") == []
+        # TMF622's default is `fail` too (its document never says it deduplicates) ...
+        paylink_failed = await system.events.terminal("lapsed-paylink")
+        assert paylink_failed["data"]["error"]["kind"] == "unknown_outcome"
+        # ... and a connection set to `retry` PATCHes again.
+        retried = await system.events.terminal("lapsed-paylink-retry")
+        assert retried["type"] == "flowgate.add-paylink.succeeded"
+        patches = system.sims.ledger.entries("tmf622.patch")
+        assert [p.headers["x-correlation-id"] for p in patches] == ["lapsed-paylink-retry"]
 
 
 async def test_live_claim_makes_a_duplicate_wait_not_trigger(system: System) -> None:

@@ -4,6 +4,7 @@ Rerun and Restart APIs (External Scheduler Interface), for a batch and for a bat
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.conftest import System
@@ -89,3 +90,34 @@ async def test_rerun_of_a_run_the_vendor_does_not_know_is_rejected(system: Syste
     terminal = await system.events.terminal(command_id)
     error = terminal["data"]["error"]
     assert (error["kind"], error["vendor_code"]) == ("rejected", "-3")
+
+
+async def test_interrupt_batch_stops_a_running_batch_and_answers_its_state(
+    system: System,
+) -> None:
+    system.sims.config.pbsm.run_seconds = 60  # still going when the interrupt comes
+    started = await system.publish("trigger-batch", {"batch": "LONG1"})
+    async with asyncio.timeout(10), system.events.changed:
+        await system.events.changed.wait_for(lambda: "accepted" in system.events.kinds(started))
+    run_id = system.events.by_command[started][0]["data"]["vendor_ref"]["batch_run_id"]
+    command_id = await system.publish("interrupt-batch", {"batch": "LONG1", "batch_run_id": run_id})
+    terminal = await system.events.terminal(command_id)
+    assert terminal["type"] == "flowgate.interrupt-batch.succeeded"
+    assert system.events.kinds(command_id) == ["succeeded"], "synchronous: no accepted"
+    assert terminal["data"]["status"] == "INTERRUPTED"
+    assert terminal["data"]["result"]["batchStatusCode"] == "-2"
+    _check_call(system, "interrupt", {"batchName": "LONG1", "batchRunId": run_id})
+    # The interrupted run's own command ends cancelled, once.
+    original = await system.events.terminal(started)
+    assert original["type"] == "flowgate.trigger-batch.cancelled"
+
+
+async def test_interrupting_an_ended_run_is_rejected_with_the_vendors_code(
+    system: System,
+) -> None:
+    old = await _ended_run(system, "ENDED1", "SUCCESSFUL")
+    command_id = await system.publish("interrupt-batch", {"batch": "ENDED1", "batch_run_id": old})
+    terminal = await system.events.terminal(command_id)
+    error = terminal["data"]["error"]
+    assert (error["kind"], error["vendor_code"]) == ("rejected", "-8")
+    assert "Job is not ongoing/aborted" in error["message"]

@@ -181,13 +181,59 @@ def test_trigger_batch_params_rules() -> None:
 
 def test_start_process_schedule_rules() -> None:
     start = datetime(2030, 1, 1, tzinfo=UTC)
-    good = {"quartz_cron": "0 0 * * * ?", "start": start, "end": start + timedelta(days=1)}
+    good = {
+        "quartz_cron": "0 0 * * * ?",
+        "start": start,
+        "end": start + timedelta(days=1),
+        "retry_count": 0,
+    }
     assert StartProcess(process_name="P", schedule=good).schedule is not None
     for end in (start, start - timedelta(seconds=1)):
         with pytest.raises(ValidationError, match="end must be after"):
             StartProcess(process_name="P", schedule={**good, "end": end})
     with pytest.raises(ValidationError, match="timezone"):
         StartProcess(process_name="P", schedule={**good, "start": datetime(2030, 1, 1)})
+
+
+SCHEDULE = {
+    "quartz_cron": "0 6 6 ? * FRI",
+    "start": "2030-11-16T16:56:00Z",
+    "end": "2030-11-18T16:55:00Z",
+    "retry_count": 1,
+}
+
+
+@pytest.mark.parametrize("missing", ["quartz_cron", "start", "end", "retry_count"])
+def test_a_schedule_needs_all_four_of_robustas_starred_fields(missing: str) -> None:
+    # Robusta's document stars quartzDef, startDate, endDate and retryCount for a scheduled run.
+    schedule = {k: v for k, v in SCHEDULE.items() if k != missing}
+    data = {"process_name": "P", "schedule": schedule}
+    err = refused(structured("flowgate.start-process", data), "start-process")
+    assert f"data.schedule.{missing}: Field required" in err.message
+    assert err.command_id == "cmd-1"
+
+
+@pytest.mark.parametrize(
+    ("cron", "reason"),
+    [
+        ("0 6 6 ? * FR", "field 6 (day-of-week) 'FR': 'FR' is not 1-7 (1 = SUN) or SUN-SAT"),
+        ("0 0 12 * *", "a Quartz cron expression has 6 or 7 fields"),
+        ("0 0 12 * * *", "must be '?'"),
+    ],
+)
+def test_a_bad_quartz_cron_is_refused_with_the_reason(cron: str, reason: str) -> None:
+    data = {"process_name": "P", "schedule": {**SCHEDULE, "quartz_cron": cron}}
+    err = refused(structured("flowgate.start-process", data), "start-process")
+    assert err.message.startswith("data.schedule.quartz_cron: Value error, ")
+    assert reason in err.message
+
+
+def test_run_flags_not_given_are_none() -> None:
+    # "Not said": the Robusta handler decides (Y without a schedule, N with one).
+    process = StartProcess(process_name="P", schedule=SCHEDULE)
+    assert (process.run_once, process.run_immediately) == (None, None)
+    said = StartProcess(process_name="P", run_once=True, run_immediately=False)
+    assert (said.run_once, said.run_immediately) == (True, False)
 
 
 def test_committed_schemas_match_models() -> None:

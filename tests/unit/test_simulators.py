@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -196,6 +197,64 @@ async def test_robusta_scripted_failure(
     url = f"/scheduler/connector-api/process/status/{answer.json()['robustaSpid']}"
     last = (await poll(client, clock, "GET", url, auth=ROBUSTA))[-1]
     assert last["status"] == "FAILED" and "__out_x" not in last
+
+
+async def test_robusta_scheduled_process_waits_for_its_start_date(
+    sims: Simulators, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    # The seed: startDate is "The first date the process will run".
+    sims.config.robusta.run_seconds = 9.0
+    start = "/scheduler/connector-API/process/start"
+    in_two_hours = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2, seconds=1)
+    body = {"name": "Later", "runOnce": "N", "runImmediately": "N", "quartzDef": "0 0 * * * ?"}
+    body |= {"startDate": in_two_hours.strftime("%Y-%m-%d %H:%M:%S"), "retryCount": "1"}
+    body |= {"endDate": (in_two_hours + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")}
+    later = (await client.post(start, json=body, auth=ROBUSTA)).json()["robustaSpid"]
+    now = (await client.post(start, json=body | {"runImmediately": "Y"}, auth=ROBUSTA)).json()
+
+    async def status(spid: str) -> str:
+        url = f"/scheduler/connector-api/process/status/{spid}"
+        answer = await client.get(url, auth=ROBUSTA)
+        assert answer.status_code == 200
+        value: str = answer.json()["status"]
+        return value
+
+    clock.now += 2 * 3600 - 60
+    assert await status(now["robustaSpid"]) == "SUCCEEDED"  # asked to run immediately
+    assert await status(later) == "WAITING"
+    sims.config.robusta.before_start_status = "SCHEDULED"  # read live: it has not started
+    assert await status(later) == "SCHEDULED"
+    clock.now += 60 + 5  # 4-5 s into its run
+    assert await status(later) == "RUNNING"
+    clock.now += 9
+    assert await status(later) == "SUCCEEDED"
+
+
+def test_robusta_simulator_zone_must_exist() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        SimulatorConfig.model_validate({"robusta": {"timezone": "Mars/Olympus"}})
+
+
+async def test_tmf622_503_and_504_answer_the_seed_error_shape(
+    sims: Simulators, client: httpx.AsyncClient
+) -> None:
+    sims.set_outcome("tmf622", "801dm00000Km9aVAAR", "503")
+    scripted = await client.patch(ORDER, json=order_body(), headers=TMF)
+    assert scripted.status_code == 503 and "retry-after" not in scripted.headers
+    assert scripted.json() == {
+        "errors": [
+            {
+                "code": 503,
+                "message": "Service Unavailable",
+                "description": "Temporary maintenance of service, try again later.",
+            }
+        ]
+    }
+    sims.inject(Fault(route="tmf622.patch", status=504, times=1))
+    timeout = await client.patch(ORDER, json=order_body(), headers=TMF)
+    assert timeout.status_code == 504
+    assert timeout.json()["errors"][0]["code"] == 504
+    assert timeout.json()["errors"][0]["message"] == "Gateway Timeout"
 
 
 async def test_tmf622_success_and_seed_errors(client: httpx.AsyncClient) -> None:

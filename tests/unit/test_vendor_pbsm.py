@@ -89,7 +89,7 @@ async def test_token_request_and_batch_trigger_are_exact() -> None:
     triggered = await make(fake).trigger(
         trigger(params={"$FICMISDATE$": "2022-10-23"}), command_id="c"
     )
-    assert triggered.vendor_ref == {"batch_run_id": RUN_ID}
+    assert triggered.vendor_ref == {"batch_run_id": RUN_ID, "batch": "B2001"}
     assert triggered.status == "ok" and triggered.report is None
     form = {"grant_type": "password", "scope": "urn:opc:idm:__myscopes__ offline_access"}
     assert fake.token_forms == [{**form, "username": "batchman", "password": SECRETS[1]}]
@@ -173,7 +173,7 @@ async def test_401_mid_run_refreshes_once_for_all_and_the_calls_succeed() -> Non
     await a.trigger(trigger(), command_id="c")
     fake.valid.clear()  # the vendor revoked every access token early
     results = await asyncio.gather(*(a.trigger(trigger(), command_id="c") for _ in range(5)))
-    assert all(r.vendor_ref == {"batch_run_id": RUN_ID} for r in results)
+    assert all(r.vendor_ref == {"batch_run_id": RUN_ID, "batch": "B2001"} for r in results)
     assert [form["grant_type"] for form in fake.token_forms] == ["password", "refresh_token"]
 
 

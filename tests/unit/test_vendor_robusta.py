@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from workers.vendors.robusta import (
     RobustaConnection,
     StartProcessHandler,
     format_date,
+    starts_at,
 )
 
 BASE = "http://vendor.test:8700"
@@ -30,7 +32,9 @@ SPID = "f0d2228c-9711-42f5-91ca-afc957f29255"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def make(handler: Handler, **settings: Any) -> tuple[StartProcessHandler, list[httpx.Request]]:
+def make(
+    handler: Handler, *, clock: Callable[[], float] = time.time, **settings: Any
+) -> tuple[StartProcessHandler, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -41,7 +45,7 @@ def make(handler: Handler, **settings: Any) -> tuple[StartProcessHandler, list[h
         base_url=BASE, username="rob", password=SecretStr(SECRET), timeout=4.0, **settings
     )
     http = httpx.AsyncClient(transport=httpx.MockTransport(record))
-    return StartProcessHandler(RobustaClient(http, connection)), seen
+    return StartProcessHandler(RobustaClient(http, connection), clock=clock), seen
 
 
 def answer(status: int, body: Any = None, **headers: str) -> Handler:
@@ -85,7 +89,7 @@ async def test_scheduled_start_sends_dates_in_the_connection_zone() -> None:
         run_once=False,
         run_immediately=False,
         schedule=ProcessSchedule(
-            quartz_cron="0 6 6 ? * FR",
+            quartz_cron="0 6 6 ? * FRI",
             start=datetime(2020, 11, 16, 13, 56, tzinfo=UTC),  # 16:56 in Istanbul (UTC+3)
             end=datetime(2020, 11, 18, 13, 55, tzinfo=UTC),
             retry_count=1,
@@ -100,22 +104,86 @@ async def test_scheduled_start_sends_dates_in_the_connection_zone() -> None:
         "worker": "7",
         "runOnce": "N",
         "runImmediately": "N",
-        "quartzDef": "0 6 6 ? * FR",
+        "quartzDef": "0 6 6 ? * FRI",
         "startDate": "2020-11-16 16:56:00",
         "endDate": "2020-11-18 16:55:00",
         "retryCount": "1",
     }
 
 
-async def test_schedule_without_dates_sends_only_the_cron() -> None:
-    adapter, seen = make(SAVED)
-    command = StartProcess(process_name="R", schedule=ProcessSchedule(quartz_cron="0 * * * * ?"))
+def schedule(start: datetime, **fields: Any) -> ProcessSchedule:
+    values: dict[str, Any] = {
+        "quartz_cron": "0 6 6 ? * FRI",
+        "start": start,
+        "end": start + timedelta(days=2),
+        "retry_count": 1,
+    }
+    return ProcessSchedule.model_validate(values | fields)
 
-    await adapter.trigger(command, command_id="c-1")
+
+@pytest.mark.parametrize(
+    ("said", "scheduled", "sent"),
+    [
+        # Not said: as the seed's scheduled example ("runOnce": "N", "run immediately": "N")
+        # with a schedule, Y without one (as before).
+        ({}, True, ("N", "N")),
+        ({}, False, ("Y", "Y")),
+        ({"run_once": True}, True, ("Y", "N")),
+        ({"run_immediately": True}, True, ("N", "Y")),
+        ({"run_once": False, "run_immediately": False}, False, ("N", "N")),
+    ],
+)
+async def test_run_flags_not_said_follow_the_seed_for_a_schedule(
+    said: dict[str, bool], scheduled: bool, sent: tuple[str, str]
+) -> None:
+    adapter, seen = make(SAVED)
+    plan = schedule(datetime(2020, 11, 16, 16, 56, tzinfo=UTC)) if scheduled else None
+    await adapter.trigger(StartProcess(process_name="R", schedule=plan, **said), command_id="c-1")
 
     body = json.loads(seen[0].content)
-    assert body["quartzDef"] == "0 * * * * ?"
-    assert not {"startDate", "endDate", "retryCount", "worker"} & body.keys()
+    assert (body["runOnce"], body["runImmediately"]) == sent
+    assert ("quartzDef" in body) is scheduled
+
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def at(moment: datetime) -> Callable[[], float]:
+    return lambda: moment.timestamp()
+
+
+async def test_a_scheduled_process_hours_away_is_followed_from_its_start() -> None:
+    adapter, seen = make(SAVED, clock=at(NOW))
+    start = NOW + timedelta(hours=5)
+
+    triggered = await adapter.trigger(
+        StartProcess(process_name="R", schedule=schedule(start)), command_id="c-1"
+    )
+
+    assert triggered.starts_at == start.timestamp()
+    assert json.loads(seen[0].content)["startDate"] == "2026-03-01 14:00:00"
+
+
+@pytest.mark.parametrize(
+    ("start", "said"),
+    [
+        (NOW - timedelta(hours=1), {}),  # its start has passed: it may be running already
+        (NOW, {}),
+        (NOW + timedelta(hours=5), {"run_immediately": True}),  # asked to run now
+    ],
+)
+async def test_a_process_that_may_run_now_is_followed_at_once(
+    start: datetime, said: dict[str, bool]
+) -> None:
+    adapter, _ = make(SAVED, clock=at(NOW))
+
+    scheduled = await adapter.trigger(
+        StartProcess(process_name="R", schedule=schedule(start), **said), command_id="c"
+    )
+    unscheduled = await adapter.trigger(StartProcess(process_name="R"), command_id="c")
+
+    assert scheduled.starts_at is None and unscheduled.starts_at is None
+    assert starts_at(StartProcess(process_name="R"), NOW.timestamp()) is None
 
 
 def test_naive_dates_are_taken_as_already_in_the_zone() -> None:

@@ -169,11 +169,55 @@ async def test_passing_errors_are_unavailable_and_honour_retry_after(status: int
     assert SECRET not in str(error)
 
 
-async def test_error_without_body_or_retry_after() -> None:
-    a = adapter(lambda request: httpx.Response(503))
+async def test_503_without_retry_after_is_final_like_a_500() -> None:
+    # The b2bsoft-ux document: "If no Retry-After is given, the client SHOULD handle the
+    # response as it would for a 500 response."
+    a = adapter(lambda request: httpx.Response(503, json=error_body(503)))
+    with pytest.raises(VendorRejected) as info:
+        await a.trigger(command(), command_id="c")
+    error = info.value
+    assert not isinstance(error, VendorUnavailable)
+    assert (error.http_status, error.vendor_code) == (503, "503")
+    reason = (
+        "TMF622 productOrder PATCH: HTTP 503 without Retry-After, handled as a 500 (final) as "
+        "the b2bsoft-ux document says"
+    )
+    assert error.message == reason + ": Service Unavailable: why"
+    bare = adapter(lambda request: httpx.Response(503))
+    with pytest.raises(VendorRejected) as info:
+        await bare.trigger(command(), command_id="c")
+    assert info.value.message == reason
+
+
+async def test_503_with_an_unreadable_retry_after_is_still_retried() -> None:
+    # A Retry-After was given: the vendor says "later"; the retry policy picks the delay.
+    a = adapter(lambda request: httpx.Response(503, headers={"Retry-After": "soon"}))
     with pytest.raises(VendorUnavailable) as info:
         await a.trigger(command(), command_id="c")
-    assert info.value.retry_after is None and info.value.vendor_code is None
+    assert info.value.retry_after is None and not info.value.maybe_sent
+
+
+@pytest.mark.parametrize(("status", "maybe_sent"), [(429, False), (502, True), (503, False),
+                                                     (504, True)])  # fmt: skip
+async def test_gateway_errors_may_have_reached_the_backend(status: int, maybe_sent: bool) -> None:
+    # 502/504: the gateway cannot say whether the backend added the link (unknown outcome).
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers={"Retry-After": "1"})
+
+    with pytest.raises(VendorUnavailable) as info:
+        await adapter(handler).trigger(command(), command_id="c")
+    assert info.value.maybe_sent is maybe_sent
+
+
+def test_an_unknown_outcome_fails_by_default_and_retry_is_a_setting_with_its_risk() -> None:
+    # The b2bsoft-ux document never says the vendor deduplicates on X-Correlation-ID.
+    assert connection().unknown_outcome == "fail"
+    assert connection(unknown_outcome="retry").unknown_outcome == "retry"
+    described = Tmf622Connection.model_fields["unknown_outcome"].description or ""
+    assert "payment link twice" in described and "never says" in described
+
+
+async def test_error_without_body() -> None:
     b = adapter(lambda request: httpx.Response(403, text="<html>nope</html>"))
     with pytest.raises(VendorRejected) as rejected:
         await b.trigger(command(), command_id="c")

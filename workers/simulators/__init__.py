@@ -15,6 +15,7 @@ from ._app import VENDORS, Simulators
 from ._config import (
     InformaticaConfig,
     PbsmConfig,
+    ProductLiveConfig,
     RobustaConfig,
     SimulatorConfig,
     Tmf622Config,
@@ -31,6 +32,7 @@ __all__ = [
     "Ledger",
     "LedgerEntry",
     "PbsmConfig",
+    "ProductLiveConfig",
     "RobustaConfig",
     "RunningSimulators",
     "SimulatorConfig",

@@ -26,12 +26,13 @@ from ._faults import Fault, Faults
 from ._informatica import InformaticaSim
 from ._ledger import Ledger, LedgerEntry
 from ._pbsm import PbsmSim
+from ._productlive import ProductLiveSim
 from ._robusta import RobustaSim
 from ._tmf622 import Tmf622Sim
 
 __all__ = ["VENDORS", "Simulators"]
 
-VENDORS = ("informatica", "pbsm", "robusta", "tmf622")
+VENDORS = ("informatica", "pbsm", "productlive", "robusta", "tmf622")
 _HANG_POLL = 0.05
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -55,6 +56,7 @@ class Simulators:
         self.vendors: dict[str, Vendor] = {
             "informatica": InformaticaSim(cfg.informatica, out["informatica"], clock),
             "pbsm": self.pbsm,
+            "productlive": ProductLiveSim(cfg.productlive, out["productlive"], clock),
             "robusta": RobustaSim(cfg.robusta, out["robusta"], clock),
             "tmf622": Tmf622Sim(cfg.tmf622, out["tmf622"]),
         }

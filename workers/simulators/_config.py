@@ -8,12 +8,16 @@ vendor has its own section so one vendor can be made slow (``latency``) or long-
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, field_validator
 
 __all__ = [
     "CustomStatus",
     "InformaticaConfig",
     "PbsmConfig",
+    "ProductLiveConfig",
     "RobustaConfig",
     "SimulatorConfig",
     "Tmf622Config",
@@ -48,12 +52,28 @@ class InformaticaConfig(BaseModel):
 
 
 class RobustaConfig(BaseModel):
-    """Robusta scheduler connector: Basic credentials and how a process run unfolds."""
+    """Robusta scheduler connector: Basic credentials and how a process run unfolds.
+
+    A scheduled process (``startDate`` given, ``runImmediately`` not ``Y``) first runs at its
+    ``startDate``, read in ``timezone``; until then its status is ``before_start_status``
+    (Robusta's document names no status for a process not yet started: WAITING is ours).
+    """
 
     username: str = "robusta-user"
     password: str = "robusta-password"
     run_seconds: float = Field(default=_RUN_SECONDS, ge=0)
     latency: float = Field(default=0.0, ge=0)
+    timezone: str = Field(default="UTC", description="Zone of startDate/endDate.")
+    before_start_status: str = Field(default="WAITING", min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class Tmf622Config(BaseModel):
@@ -82,9 +102,46 @@ class PbsmConfig(BaseModel):
     run_seconds: float = Field(default=_RUN_SECONDS, ge=0)
     latency: float = Field(default=0.0, ge=0)
     history: dict[str, str] = Field(
-        default_factory=lambda: {"B2001_2026-11-21_1653041947296_1": "-1"},
-        description="Runs that ended before the simulator started: run id (`<batch>_...`) -> "
-        "final statusCode, so rerun and restart have something to act on.",
+        default_factory=lambda: {
+            "B2001_2026-11-21_1653041947296_1": "-1",
+            "B2001_2026-11-21_1653041947296_2": "2",
+        },
+        description="Runs that exist when the simulator starts: run id (`<batch>_...`) -> "
+        "statusCode. A final code is a run that ended (rerun and restart act on it); 1, 2 or "
+        "5 is a run that stays so until it is interrupted.",
+    )
+
+
+JobKind = Literal["echo", "partner-invitations"]
+_JOBS: dict[str, JobKind] = {
+    "65819ba43ad5b963658ab35d": "echo",  # the job id of Product-Live's own example
+    "6601c0ffee0000000000000a": "partner-invitations",
+}
+
+
+class ProductLiveConfig(BaseModel):
+    """Product-Live: API keys (each of one account), the jobs the account has, the account's
+    rate limit, how a job execution unfolds and when an invitation is accepted.
+
+    A job is `echo` (its output holds its input and a `data_factory_file`) or
+    `partner-invitations` (it runs the task data-partner-invitation-create over its input,
+    read at `invitation_input_key`, as `{"operations": [...]}` when None).
+    """
+
+    api_keys: dict[str, str] = Field(
+        default_factory=lambda: {"productlive-api-key": "4203"},
+        description="X-Api-Key -> account id.",
+    )
+    jobs: dict[str, JobKind] = Field(default_factory=lambda: dict(_JOBS))
+    invitation_input_key: str | None = None
+    rate_limit: int = Field(default=50, ge=1, description="Requests per window per account.")
+    rate_window: float = Field(default=60.0, gt=0, description="Seconds.")
+    run_seconds: float = Field(default=_RUN_SECONDS, ge=0)
+    latency: float = Field(default=0.0, ge=0)
+    accept_after: float | None = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds until a created invitation is ACCEPTED (None: never).",
     )
 
 
@@ -95,4 +152,5 @@ class SimulatorConfig(BaseModel):
     robusta: RobustaConfig = Field(default_factory=RobustaConfig)
     tmf622: Tmf622Config = Field(default_factory=Tmf622Config)
     pbsm: PbsmConfig = Field(default_factory=PbsmConfig)
+    productlive: ProductLiveConfig = Field(default_factory=ProductLiveConfig)
     seed: int | None = 0

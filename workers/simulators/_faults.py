@@ -26,6 +26,9 @@ ROUTES: tuple[str, ...] = (
     "pbsm.interrupt",
     "pbsm.rerun",
     "pbsm.restart",
+    "productlive.job_create",
+    "productlive.job_read",
+    "productlive.invitation_read",
 )
 
 

@@ -49,6 +49,8 @@ class _Run:
     final_code: str
     members: list[str] = field(default_factory=list)
     interrupted_at: float | None = None
+    # A seeded run that stays in its code (ongoing, held) until it is interrupted.
+    endless: bool = False
 
 
 class PbsmSim(Vendor):
@@ -70,7 +72,8 @@ class PbsmSim(Vendor):
         for run_id, code in self.config.history.items():
             name = run_id.split("_", 1)[0]
             body = {"batchName": name, "batchType": "rest"}
-            self._runs[run_id] = _Run(run_id, name, "rest", body, ended, code)
+            endless = code not in FINAL_CODES.values()
+            self._runs[run_id] = _Run(run_id, name, "rest", body, ended, code, endless=endless)
 
     @property
     def latency(self) -> float:
@@ -145,6 +148,8 @@ class PbsmSim(Vendor):
     def _code(self, run: _Run, now: float) -> str:
         if run.interrupted_at is not None:
             return "-2"
+        if run.endless:
+            return run.final_code
         elapsed, total = now - run.started, self.config.run_seconds
         if elapsed >= total:
             return run.final_code

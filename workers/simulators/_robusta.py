@@ -4,15 +4,23 @@ A started process is WAITING for the first third of ``run_seconds``, RUNNING unt
 ``run_seconds``, then ends with its scripted status (SUCCEEDED by default). Only a SUCCEEDED
 process carries its output parameters: ``__out_x`` (the input values joined with a space,
 the seed's "Username Surname" example) and ``__out_<key>`` echoing each input value.
+
+A scheduled process (``startDate`` given, ``runImmediately`` not ``Y``) starts that run at its
+``startDate`` (the seed: "The first date the process will run"), read in the configured
+``timezone``; before then its status is ``before_start_status`` (WAITING). A start date in the
+past starts it at once. The simulator runs a scheduled process once: what the status of a
+recurring process reads between its runs is not in the seed.
 """
 
 from __future__ import annotations
 
 import http
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.responses import Response
 
@@ -99,11 +107,20 @@ class RobustaSim(Vendor):
             spid=str(uuid.uuid4()),
             name=body["name"],
             values=body.get("values") or {},
-            started=self._clock(),
+            started=self._clock() + self._wait(body),
             outcome=self._outcomes.get(body["name"], Outcome("SUCCEEDED")),
         )
         self._processes[process.spid] = process
         return json_response({"robustaSpid": process.spid, "message": "Process saved"})
+
+    def _wait(self, body: dict[str, Any]) -> float:
+        """Seconds until a scheduled process first runs: 0 unless it has a future startDate
+        and is not asked to run immediately."""
+        if body.get("runImmediately") == "Y" or "startDate" not in body:
+            return 0.0
+        start = datetime.strptime(str(body["startDate"]), _DATE_FORMAT)
+        at = start.replace(tzinfo=ZoneInfo(self.config.timezone)).timestamp()
+        return max(0.0, at - time.time())
 
     def status(self, request: Inbound) -> Response:
         """``GET .../process/status/{robustaSpid}``: the status now, outputs once SUCCEEDED."""
@@ -115,7 +132,9 @@ class RobustaSim(Vendor):
             return _error(404, f"Process {spid} not found.")
         elapsed = self._clock() - process.started
         run_seconds = self.config.run_seconds
-        if elapsed >= run_seconds:
+        if elapsed < 0:
+            status = self.config.before_start_status
+        elif elapsed >= run_seconds:
             status = process.outcome.final_status
         else:
             status = "WAITING" if elapsed < run_seconds / 3 else "RUNNING"

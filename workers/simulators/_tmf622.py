@@ -2,6 +2,8 @@
 
 Synchronous: the PATCH either saves the payment link (200) or fails with one of the seed's
 error bodies, copied verbatim, so flowgate's error mapping is tested against the real texts.
+A scripted 503 (``set_outcome``) comes without ``Retry-After``, which the seed says is handled
+as a 500; a 503 fault with ``retry_after`` carries the header.
 Order ids starting with ``MISSING`` do not exist (404); a business id outside the configured
 list is not implemented (501); any other method on the resource is APIKIT's 405.
 """
@@ -51,6 +53,10 @@ SEED_ERRORS: dict[int, tuple[str, str]] = {
         "The gateway is available but the backend service is not.",
     ),
     503: ("Service Unavailable", "Temporary maintenance of service, try again later."),
+    504: (  # the seed lists no 504: ours, in the same shape
+        "Gateway Timeout",
+        "The gateway did not get an answer from the backend service in time.",
+    ),
 }
 _SUCCESS = "Paylink Link Saved Successfully in Salesforce"
 

@@ -19,13 +19,16 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 import httpx
 
 from contracts.commands import Command
+from contracts.events import ErrorKind
 from workers.errors import InvalidCommand
+from workers.ratelimit import MemoryRateLimiter, RateLimiter
 from workers.vendors._connection import ConnectionBase
 
 __all__ = [
     "CommandHandler",
     "FollowedHandler",
     "Registration",
+    "Resources",
     "RunState",
     "StatusReport",
     "Triggered",
@@ -51,6 +54,9 @@ class StatusReport:
     vendor_code: str | None = None
     # Vendor state the next status call needs (e.g. which file events are left to follow).
     cursor: Mapping[str, Any] = field(default_factory=dict)
+    # The error kind of a `failed` report: the vendor ran it and it failed, or it refused
+    # the run's input (Product-Live's USER_ERROR).
+    error_kind: ErrorKind = ErrorKind.VENDOR_FAILED
 
 
 @dataclass(frozen=True)
@@ -85,19 +91,43 @@ class FollowedHandler(CommandHandler[C_contra], Protocol[C_contra]):
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What one process shares with the vendor clients it opens, built once at bootstrap:
+    the rate limiter that counts each vendor account's calls across every process (Redis; in
+    memory for the embedded demo)."""
+
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+
+
+@dataclass(frozen=True)
 class Vendor(Generic[K, S]):
     """One vendor: its settings section (`[<name>.<connection>]`), its connection model, and
     how to open the client that every command type of one connection shares (one token
-    manager per PBSM connection, not one per command type)."""
+    manager per PBSM connection, not one per command type).
+
+    A vendor whose clients share something across processes (an account's rate limit) also
+    has `open_shared`, which the registry calls with the process's `Resources`; `open` alone
+    then serves a single process (tests that build a client directly)."""
 
     name: str
     title: str
     connection: type[K]
     open: Callable[[httpx.AsyncClient, K], S]
+    open_shared: Callable[[httpx.AsyncClient, K, Resources], S] | None = None
 
-    def client(self, http: httpx.AsyncClient, connection: ConnectionBase) -> S:
+    def client(
+        self,
+        http: httpx.AsyncClient,
+        connection: ConnectionBase,
+        resources: Resources | None = None,
+    ) -> S:
         if not isinstance(connection, self.connection):
             raise TypeError(f"{self.name} needs a {self.connection.__name__}")
+        if self.open_shared is not None and resources is not None:
+            return self.open_shared(http, connection, resources)
         return self.open(http, connection)
 
 

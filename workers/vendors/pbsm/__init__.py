@@ -5,6 +5,7 @@ import httpx
 from workers.vendors.base import Vendor
 from workers.vendors.pbsm.client import SCHEDULER_PATH, PbsmClient
 from workers.vendors.pbsm.config import PbsmConnection
+from workers.vendors.pbsm.interrupt_batch import InterruptBatchHandler
 from workers.vendors.pbsm.models import (
     STATUS_CODES,
     BatchParams,
@@ -49,6 +50,7 @@ __all__ = [
     "BatchStatus",
     "FollowedRun",
     "GroupBatchParams",
+    "InterruptBatchHandler",
     "PbsmClient",
     "PbsmConnection",
     "RerunBatchHandler",

@@ -13,4 +13,4 @@ __all__ = ["RerunBatchHandler"]
 class RerunBatchHandler(FollowedRun):
     async def trigger(self, command: RerunBatch, *, command_id: str) -> Triggered:
         answer = await self.client.rerun(command.batch, command.batch_run_id)
-        return self.triggered(answer, "rerun")
+        return self.triggered(answer, "rerun", command.batch)

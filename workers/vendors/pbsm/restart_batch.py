@@ -13,4 +13,4 @@ __all__ = ["RestartBatchHandler"]
 class RestartBatchHandler(FollowedRun):
     async def trigger(self, command: RestartBatch, *, command_id: str) -> Triggered:
         answer = await self.client.restart(command.batch, command.batch_run_id)
-        return self.triggered(answer, "restart")
+        return self.triggered(answer, "restart", command.batch)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts.commands import TriggerBatch
-from workers.errors import UnknownOutcome
+from workers.errors import UnknownOutcome, VendorRejected
 from workers.vendors.base import RunState, StatusReport, Triggered
 from workers.vendors.pbsm.client import PbsmClient
 from workers.vendors.pbsm.models import (
@@ -70,15 +70,28 @@ class FollowedRun:
         batch_run_id = vendor_ref["batch_run_id"]
         return report_for(await self._client.status(batch_run_id), batch_run_id)
 
+    async def cancel(self, vendor_ref: Mapping[str, str]) -> str:
+        """Interrupt the run (`cancel-run`); the vendor's words. A run already interrupted
+        counts as done (-7); one that already ended is refused (-8, `VendorRejected`)."""
+        batch_run_id = vendor_ref["batch_run_id"]
+        try:
+            answer = await self._client.interrupt(vendor_ref["batch"], batch_run_id)
+        except VendorRejected as exc:
+            if exc.vendor_code == "-7":
+                return f"batch run {batch_run_id} was already interrupted"
+            raise
+        return answer.details or f"batch run {batch_run_id} interrupted"
+
     @staticmethod
-    def triggered(answer: SchedulerAnswer, what: str) -> Triggered:
-        """The run a 200 answer names; without a run id there is nothing to follow."""
+    def triggered(answer: SchedulerAnswer, what: str, batch: str) -> Triggered:
+        """The run a 200 answer names; without a run id there is nothing to follow. The
+        batch (or group) name rides along: interrupting the run needs it."""
         if not answer.batchRunId:
             raise UnknownOutcome(
                 f"PBSM {what}: statusCode {answer.statusCode} but no batchRunId to follow"
             )
         return Triggered(
-            vendor_ref={"batch_run_id": answer.batchRunId},
+            vendor_ref={"batch_run_id": answer.batchRunId, "batch": batch},
             status=answer.status or answer.statusCode,
         )
 
@@ -87,7 +100,8 @@ class TriggerBatchHandler(FollowedRun):
     """`trigger-batch`: vendor_ref is `{"batch_run_id": ...}`."""
 
     async def trigger(self, command: TriggerBatch, *, command_id: str) -> Triggered:
-        return self.triggered(await self._client.trigger(trigger_request(command)), "trigger")
+        answer = await self._client.trigger(trigger_request(command))
+        return self.triggered(answer, "trigger", command.batch)
 
 
 def report_for(answer: StatusAnswer, batch_run_id: str) -> StatusReport:

@@ -19,7 +19,9 @@ from workers.vendors.robusta.start_process import (
     DATE_FORMAT,
     StartProcessHandler,
     format_date,
+    runs_immediately,
     start_process_request,
+    starts_at,
 )
 
 VENDOR = Vendor("robusta", "Robusta scheduler", RobustaConnection, RobustaClient)
@@ -39,5 +41,7 @@ __all__ = [
     "StartProcessResponse",
     "YesNo",
     "format_date",
+    "runs_immediately",
     "start_process_request",
+    "starts_at",
 ]

@@ -3,6 +3,14 @@
 The injected `httpx.AsyncClient` is shared by every connection: URLs and credentials travel per
 request. Error messages carry the call, the HTTP status and the vendor's own error text, never
 our headers (they hold `client_secret`).
+
+Answers are classified by `workers.vendors._http.error_for`, except one rule that is this
+vendor's own: the b2bsoft-ux document says of 503 "If no Retry-After is given, the client
+SHOULD handle the response as it would for a 500 response". So a 503 with a `Retry-After`
+header is retried (`VendorUnavailable`, honouring it; a value that cannot be read leaves the
+delay to the retry policy), and a 503 without one is final, as a 500 is (`VendorRejected`).
+A 504 stays an unknown outcome (`VendorUnavailable` with `maybe_sent`): a gateway that timed out
+waiting for the backend cannot say whether the backend added the link.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from workers.vendors.tmf622.models import ProductOrderAnswer, ProductOrderErrors
 __all__ = ["Tmf622Client"]
 
 WHAT = "TMF622 productOrder PATCH"
+_UNAVAILABLE = 503
 
 
 class Tmf622Client:
@@ -48,9 +57,10 @@ class Tmf622Client:
     ) -> tuple[int, ProductOrderAnswer]:
         """PATCH the order; returns the HTTP status and the answer of a 2xx.
 
-        Raises `VendorRejected` (400, 401, 403, 404, 405, 500, 501, any other non-2xx) or
-        `VendorUnavailable` (429, 502, 503, 504, timeouts, connection errors; `retry_after`
-        from `Retry-After`).
+        Raises `VendorRejected` (400, 401, 403, 404, 405, 500, 501, 503 without `Retry-After`,
+        any other non-2xx) or `VendorUnavailable` (429, 502, 503 with `Retry-After`, 504,
+        timeouts, connection errors; `retry_after` from `Retry-After`; `maybe_sent` for 502,
+        504 and read timeouts).
         """
         connection = self._connection
         request = self._http.build_request(
@@ -90,4 +100,13 @@ def _error(response: httpx.Response) -> VendorRejected | VendorUnavailable:
             first = errors[0]
             code = first.code
             text = ": ".join(part for part in (first.message, first.description) if part)
+    if response.status_code == _UNAVAILABLE and "retry-after" not in response.headers:
+        # The b2bsoft-ux document: without Retry-After, handle a 503 as a 500 (final).
+        reason = "HTTP 503 without Retry-After, handled as a 500 (final) as the b2bsoft-ux "
+        reason += "document says"
+        return VendorRejected(
+            f"{WHAT}: {reason}{': ' + text if text else ''}",
+            http_status=response.status_code,
+            vendor_code=code,
+        )
     return error_for(response, what=WHAT, vendor_code=code, message=text)

@@ -19,6 +19,12 @@ class Tmf622Connection(ConnectionBase):
         description="The seed's rule says PayLink, its example Paylink; the rule is the default.",
     )
     channel_name: str = "B2BSoft"
-    # The PATCH carries X-Correlation-ID = the command id on every try, so the vendor can
-    # deduplicate, and adding the same link twice is harmless: retrying is the safe default.
-    unknown_outcome: Literal["retry", "fail"] = "retry"
+    unknown_outcome: Literal["retry", "fail"] = Field(
+        default="fail",
+        description="When a PATCH may or may not have reached the vendor (a read timeout, 502, "
+        "504, a crash before its answer was recorded). `fail` (default): answer "
+        "failed(unknown_outcome), never PATCH twice. `retry`: PATCH again with the same "
+        "X-Correlation-ID. Risk of `retry`: the order may get the payment link twice, because "
+        "the b2bsoft-ux document never says the vendor deduplicates on X-Correlation-ID (it "
+        "only asks for a value unique per transaction).",
+    )
