@@ -111,13 +111,21 @@ class Informatica(Plan):
                 return StepResult("running", ref, status)
             if status in INFA_FAILED:
                 return StepResult("failed", ref, status)
-            files = [str(f["eventId"]) for f in task["fileEvents"]]
-            return StepResult("more" if files else "succeeded", {**ref, "files": files}, status)
+            # The final task event lists its file events (`files`); only those not final yet
+            # are asked again, each by its own id, as flowgate does.
+            listed = task.get("files") or []
+            failed = any(f["eventStatus"] in INFA_FAILED for f in listed)
+            files = [str(f["eventId"]) for f in listed if f["eventStatus"] not in INFA_FINAL]
+            if files:
+                return StepResult("more", {**ref, "files": files, "failed": failed}, status)
+            return StepResult("failed" if failed else "succeeded", ref, status)
         pending = [a["eventId"] for a in answers if a["eventStatus"] not in INFA_FINAL]
-        if any(a["eventStatus"] in INFA_FAILED for a in answers):
-            return StepResult("failed", ref, "file failed")
-        state = "running" if pending else "succeeded"
-        return StepResult(state, {**ref, "files": [str(p) for p in pending]}, state)
+        failed = ref.get("failed", False) or any(a["eventStatus"] in INFA_FAILED for a in answers)
+        if pending:
+            return StepResult(
+                "running", {**ref, "files": [str(p) for p in pending], "failed": failed}
+            )
+        return StepResult("failed" if failed else "succeeded", ref, "files final")
 
 
 class Robusta(Plan):

@@ -6,6 +6,7 @@ Imports nothing from `workers`: any service may depend on `contracts` alone.
 from contracts.commands import (
     COMMAND_TYPES,
     AddPaylink,
+    CancelRun,
     Command,
     GroupBatchParams,
     InterruptBatch,
@@ -38,6 +39,7 @@ __all__ = [
     "TERMINAL_KINDS",
     "TYPE_PREFIX",
     "AddPaylink",
+    "CancelRun",
     "Command",
     "CommandEnvelope",
     "ContractError",

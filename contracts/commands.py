@@ -17,6 +17,7 @@ from contracts.quartz import check_quartz_cron
 __all__ = [
     "COMMAND_TYPES",
     "AddPaylink",
+    "CancelRun",
     "Command",
     "GroupBatchParams",
     "InterruptBatch",
@@ -312,10 +313,24 @@ class InvitePartners(Command):
         return self
 
 
+class CancelRun(Command):
+    """Stop a run flowgate is following. Where the vendor can stop runs (PBSM's interrupt),
+    flowgate asks it to: the run's own command then ends `cancelled` once the vendor says so,
+    and this one `succeeded`. Where it cannot, this one ends `failed` kind `rejected` saying
+    so, and the run goes on being followed."""
+
+    command_type: ClassVar[str] = "cancel-run"
+    followed: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]] = {"command_id": "2f0c6c1e-6a4e-4b8f-9a57-5b1c3c8d2e10"}
+
+    command_id: str = Field(min_length=1, description="The id of the command whose run to stop.")
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     model.command_type: model
     for model in (
         AddPaylink,
+        CancelRun,
         InterruptBatch,
         InvitePartners,
         RerunBatch,

@@ -102,9 +102,11 @@ class Flowgate:
         self.settings = settings
         self.broker = broker
         self.resources = make_resources(settings)
-        self.registry = Registry(settings, http_factory=http_factory, resources=self.resources)
-        self.publisher = Publisher(broker)
         self.store = store or make_store(settings)
+        self.registry = Registry(
+            settings, http_factory=http_factory, resources=self.resources, store=self.store
+        )
+        self.publisher = Publisher(broker)
         self.outcomes = Outcomes(self.store, self.publisher)
         self.settler = Settler(self.outcomes)
         limits = InputLimits(settings.input.max_bytes, settings.input.max_depth)

@@ -14,6 +14,7 @@ from typing import Any
 
 from contracts.commands import (
     AddPaylink,
+    CancelRun,
     InterruptBatch,
     InvitePartners,
     RerunBatch,
@@ -23,6 +24,7 @@ from contracts.commands import (
     StartProcess,
     TriggerBatch,
 )
+from workers.cancel import CancelRunHandler
 from workers.vendors import informatica, pbsm, productlive, robusta, tmf622
 from workers.vendors.base import Registration, Vendor
 
@@ -40,9 +42,9 @@ class CommandTable(Mapping[str, Registration[Any, Any]]):
             if not command_type or command_type in self._by_type:
                 raise ValueError(f"command type {command_type!r} registered twice or unnamed")
             self._by_type[command_type] = registration
-            known = vendors.setdefault(registration.vendor.name, registration.vendor)
-            if known is not registration.vendor:
-                raise ValueError(f"two vendors named {registration.vendor.name!r}")
+            vendor = registration.vendor
+            if vendor is not None and vendors.setdefault(vendor.name, vendor) is not vendor:
+                raise ValueError(f"two vendors named {vendor.name!r}")
         self.vendors: tuple[Vendor[Any, Any], ...] = tuple(vendors.values())
 
     def __getitem__(self, command_type: str) -> Registration[Any, Any]:
@@ -61,10 +63,12 @@ class CommandTable(Mapping[str, Registration[Any, Any]]):
         raise KeyError(name)
 
     def of_vendor(self, vendor: str) -> list[str]:
-        return [t for t in self if self[t].vendor.name == vendor]
+        return [t for t in self if (v := self[t].vendor) is not None and v.name == vendor]
 
 
 COMMANDS = CommandTable(
+    # Answered by flowgate itself: no vendor.
+    Registration(CancelRun, None, CancelRunHandler),
     Registration(RunPartner, informatica.VENDOR, informatica.RunPartnerHandler),
     Registration(StartProcess, robusta.VENDOR, robusta.StartProcessHandler),
     Registration(AddPaylink, tmf622.VENDOR, tmf622.AddPaylinkHandler),

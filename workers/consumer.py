@@ -103,7 +103,9 @@ class CommandWorker:
             return Done()
         work.doing = "handing the run to the poller"
         # Recorded before anything is published: from here on, a redelivery resumes.
-        await self._store.record_trigger(envelope.id, vendor_ref)
+        await self._store.record_trigger(
+            envelope.id, vendor_ref, run={"command_type": envelope.type, "connection": name}
+        )
         await self._follow(
             envelope, name, connection, vendor_ref, triggered.status, triggered.starts_at
         )

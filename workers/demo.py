@@ -24,8 +24,11 @@ from workers.vendors.pbsm import PbsmConnection
 
 __all__ = ["SAMPLE_COMMANDS", "run_demo"]
 
-# One sample command of each type, from the command table.
-SAMPLE_COMMANDS: dict[str, dict[str, Any]] = {t: COMMANDS[t].example for t in COMMANDS}
+# One sample command of each vendor command type, from the command table (the ones flowgate
+# answers itself, such as cancel-run, name another command).
+SAMPLE_COMMANDS: dict[str, dict[str, Any]] = {
+    t: r.example for t, r in COMMANDS.items() if r.vendor is not None
+}
 
 
 def _point_connections_at(settings: Settings, base_url: str) -> None:

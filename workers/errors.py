@@ -11,6 +11,7 @@ Handlers never ack, nack or publish on failure themselves: they raise one of the
     │   ├── VendorFailed       the run ran and failed         -> failed(vendor_failed)
     │   └── VendorUnavailable  429/502/503, timeout, network  -> retry, then failed(exhausted)
     ├── Throttled              a shared rate limit says wait  -> later, not an attempt
+    ├── Refused                flowgate cannot carry it out   -> failed(rejected) + dead letter
     └── UnknownOutcome         trigger may or may not be done -> failed(unknown_outcome) + DLQ
 
 Messages must never contain secrets: clients build them from status codes and vendor error
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "FlowgateError",
     "InvalidCommand",
+    "Refused",
     "Throttled",
     "UnknownConnection",
     "UnknownOutcome",
@@ -105,6 +107,13 @@ class VendorUnavailable(VendorError):
         super().__init__(message, http_status=http_status, vendor_code=vendor_code, status=status)
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent
+
+
+class Refused(FlowgateError):
+    """flowgate refuses a well-formed command it cannot carry out (cancelling a run that
+    already ended, or one whose vendor has no way to stop it); the message says why."""
+
+    kind = "rejected"
 
 
 class Throttled(FlowgateError):

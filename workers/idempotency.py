@@ -25,7 +25,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Claim", "IdempotencyStore", "MemoryStore", "RedisStore", "StoreUnavailable"]
+__all__ = [
+    "Claim",
+    "IdempotencyStore",
+    "MemoryStore",
+    "Record",
+    "RedisStore",
+    "StoreUnavailable",
+]
 
 
 class StoreUnavailable(Exception):
@@ -47,6 +54,16 @@ class Claim:
     lease_left: float = 0.0
 
 
+@dataclass(frozen=True)
+class Record:
+    """What the store knows of a command id (`cancel-run` reads it): the vendor reference once
+    triggered, what the run is (`command_type`, `connection`), the outcome once there is one."""
+
+    vendor_ref: dict[str, str] | None
+    run: dict[str, str]
+    outcome: dict[str, Any] | None
+
+
 class IdempotencyStore(Protocol):
     async def claim(
         self, command_id: str, *, owner: str, lease: float, force: bool = False
@@ -55,7 +72,13 @@ class IdempotencyStore(Protocol):
     async def release(self, command_id: str, *, owner: str) -> None:
         """Drop our claim: the trigger certainly did not happen (refused, never sent)."""
 
-    async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None: ...
+    async def record_trigger(
+        self, command_id: str, vendor_ref: dict[str, str], *, run: dict[str, str] | None = None
+    ) -> None:
+        """The trigger happened: its vendor reference, and (`run`) what the run is."""
+
+    async def lookup(self, command_id: str) -> Record | None:
+        """What is known of `command_id`; None when nothing (never seen, or expired)."""
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         """Record the terminal outcome unless one exists; return the one that stands."""
@@ -79,6 +102,7 @@ class _Entry:
     claimed: bool = False
     vendor_ref: dict[str, str] | None = None
     outcome: dict[str, Any] | None = None
+    run: dict[str, str] | None = None
 
 
 class MemoryStore:
@@ -119,10 +143,20 @@ class MemoryStore:
         if entry is not None and entry.owner == owner and entry.vendor_ref is None:
             entry.claimed, entry.owner, entry.lease_until = False, None, 0.0
 
-    async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
+    async def record_trigger(
+        self, command_id: str, vendor_ref: dict[str, str], *, run: dict[str, str] | None = None
+    ) -> None:
         entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
         entry.vendor_ref, entry.lease_until = dict(vendor_ref), 0.0
+        if run is not None:
+            entry.run = dict(run)
         self._entries[command_id] = entry
+
+    async def lookup(self, command_id: str) -> Record | None:
+        entry = self._entry(command_id)
+        if entry is None:
+            return None
+        return Record(entry.vendor_ref, dict(entry.run or {}), entry.outcome)
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
@@ -188,6 +222,7 @@ return 0
 # Scripts rather than MULTI pipelines: one command and one reply each, and much less client work.
 _RECORD_TRIGGER = """
 redis.call('HSET', KEYS[1], 'vendor_ref', ARGV[1])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'run', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
 return 0
@@ -272,12 +307,29 @@ class RedisStore:
         async with self._guard():
             await self._release_script(keys=list(self._keys(command_id)), args=[owner])
 
-    async def record_trigger(self, command_id: str, vendor_ref: dict[str, str]) -> None:
+    async def record_trigger(
+        self, command_id: str, vendor_ref: dict[str, str], *, run: dict[str, str] | None = None
+    ) -> None:
+        about = "" if run is None else json.dumps(run, sort_keys=True)
         async with self._guard():
             await self._record_trigger_script(
                 keys=list(self._keys(command_id)),
-                args=[json.dumps(vendor_ref, sort_keys=True), self._retention_ms],
+                args=[json.dumps(vendor_ref, sort_keys=True), self._retention_ms, about],
             )
+
+    async def lookup(self, command_id: str) -> Record | None:
+        key, _ = self._keys(command_id)
+        async with self._guard():
+            ref, run, outcome, claimed = await self._redis.hmget(
+                key, ["vendor_ref", "run", "outcome", "claimed"]
+            )
+        if ref is None and run is None and outcome is None and claimed is None:
+            return None
+        return Record(
+            json.loads(ref) if ref else None,
+            json.loads(run) if run else {},
+            json.loads(outcome) if outcome else None,
+        )
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         key, _ = self._keys(command_id)

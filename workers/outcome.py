@@ -9,7 +9,7 @@ Pure functions and values, so every rule here is unit-tested without a broker.
     VendorUnavailable                 Later(backoff, at least Retry-After) until max_attempts,
                                       then Fail(exhausted), dead letter
     Throttled                         Later(its wait), no attempt spent
-    VendorRejected                    Fail(rejected), dead letter
+    VendorRejected, Refused           Fail(rejected), dead letter
     VendorFailed                      Fail(vendor_failed)
     UnknownOutcome                    Fail(unknown_outcome), dead letter
     any other FlowgateError           Fail(internal, its message), dead letter
@@ -28,6 +28,7 @@ from contracts import ContractError, ErrorInfo, ErrorKind
 from workers.errors import (
     FlowgateError,
     InvalidCommand,
+    Refused,
     Throttled,
     UnknownOutcome,
     VendorFailed,
@@ -148,7 +149,7 @@ def decide(
         return Fail(info.model_copy(update={"message": message}), dead_letter=True)
     if isinstance(exc, Throttled):
         return Later(max(0.0, exc.wait))
-    if isinstance(exc, VendorRejected):
+    if isinstance(exc, VendorRejected | Refused):
         return Fail(_info(ErrorKind.REJECTED, exc), dead_letter=True)
     if isinstance(exc, VendorFailed):
         return Fail(_info(ErrorKind.VENDOR_FAILED, exc))

@@ -13,13 +13,18 @@ from typing import Any, Literal
 
 import httpx
 
+from workers.cancel import Runs
 from workers.commands import COMMANDS
 from workers.errors import UnknownConnection
+from workers.idempotency import IdempotencyStore
 from workers.settings import Settings
 from workers.vendors._connection import ConnectionBase
 from workers.vendors.base import Bound, Resources, Vendor
 
 __all__ = ["Registry", "VendorHttpClient", "make_http_client"]
+
+# The policies (retry, poll) of a command flowgate answers itself.
+_BUILTIN = ConnectionBase()
 
 
 class _NoCookies(httpx.Cookies):
@@ -76,8 +81,11 @@ class Registry:
         *,
         http_factory: Callable[[ConnectionBase], httpx.AsyncClient] | None = None,
         resources: Resources | None = None,
+        store: IdempotencyStore | None = None,
     ) -> None:
         self._settings = settings
+        # What the commands flowgate answers itself (`cancel-run`) read: the runs it follows.
+        self._store = store
         # Shared with every vendor client (a vendor account's rate limit across processes).
         self._resources = resources
         self._http_factory = http_factory or (
@@ -88,8 +96,12 @@ class Registry:
         self._http: list[httpx.AsyncClient] = []
 
     def resolve(self, command_type: str, name: str | None) -> tuple[str, ConnectionBase]:
-        """The connection a command names (or its vendor's default), as (name, settings)."""
-        vendor = COMMANDS[command_type].vendor.name
+        """The connection a command names (or its vendor's default), as (name, settings).
+        A command flowgate answers itself has no vendor: any name, the default policies."""
+        registered = COMMANDS[command_type].vendor
+        if registered is None:
+            return name or "default", _BUILTIN
+        vendor = registered.name
         connections = self._settings.connections(vendor)
         chosen = name if name is not None else self._settings.default_connection(vendor)
         known = ", ".join(sorted(connections)) or "none"
@@ -111,7 +123,12 @@ class Registry:
         bound = self._handlers.get(key)
         if bound is None:
             registration = COMMANDS[command_type]
-            bound = registration.bind(self._client(registration.vendor, name))
+            if registration.vendor is None:
+                if self._store is None:
+                    raise RuntimeError(f"{command_type} needs the registry built with a store")
+                bound = registration.bind(Runs(self._store, self))
+            else:
+                bound = registration.bind(self._client(registration.vendor, name))
             self._handlers[key] = bound
         return bound
 
@@ -130,9 +147,10 @@ class Registry:
         """Build every configured handler now, so no message pays for creating a client
         (TLS context setup costs ~30-200 ms) and a bad setting fails at start."""
         for command_type in command_types:
-            vendor = COMMANDS[command_type].vendor.name
-            for name in self._settings.connections(vendor):
-                self.handler(command_type, name)
+            vendor = COMMANDS[command_type].vendor
+            if vendor is not None:
+                for name in self._settings.connections(vendor.name):
+                    self.handler(command_type, name)
 
     def describe(self) -> dict[str, list[str]]:
         """Configured connection names per vendor, the default marked (names only)."""

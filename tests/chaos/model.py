@@ -18,7 +18,8 @@ from workers.simulators import ROUTES
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 EVENTS_QUEUE = "chaos.events"
-VENDOR_OF = {t: COMMANDS[t].vendor.name for t in COMMANDS}
+# "flowgate" for the commands flowgate answers itself (cancel-run): no vendor, no trigger.
+VENDOR_OF = {t: v.name if (v := COMMANDS[t].vendor) else "flowgate" for t in COMMANDS}
 # Connections whose policy is `unknown_outcome = fail`: a second trigger is a bug. Every
 # vendor's default, TMF622's included (its document never says it deduplicates on
 # X-Correlation-ID); a vendor left out would have its repeats counted as deduplicated retries.
@@ -186,7 +187,7 @@ HISTORY_CODE = {"rerun-batch": "-1", "restart-batch": "-1", "interrupt-batch": "
 def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
     """N commands, the four types in turn; a few scripted to fail at the vendor or invalid."""
     types = sorted(COMMAND_TYPES)
-    out = []
+    out: list[Planned] = []
     for i in range(cfg.n):
         cid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         ctype = types[i % len(types)]
@@ -207,6 +208,12 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
         elif ctype == "invite-partners":
             invitation = {"key": name, "to_account_name": name, "to_user_email": f"{i}@chaos.test"}
             data, key = {"operations": [invitation]}, name
+        elif ctype == "cancel-run":
+            # Cancels a batch run planned a little earlier: it lands while that run goes on,
+            # or after it ended (rejected), or before it was triggered (rejected).
+            earlier = [c for c in out[-40:] if c.type == "trigger-batch"]
+            target = rng.choice(earlier).id if earlier else cid
+            data, key = {"command_id": target}, cid
         else:
             data = {"business_id": "PR", "order_id": order, "payment_link": f"https://p/{i}"}
             key = order
@@ -226,16 +233,22 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
                 data["job_key"] = "nightly"  # with job_id: one of them, not both
             elif ctype == "invite-partners":
                 data["operations"] = data["operations"] * 2  # a duplicate key
+            elif ctype == "cancel-run":
+                data["command_id"] = ""
             else:
                 data["schedule"] = {"quartz_cron": ""}
-        elif draw < cfg.p_invalid + cfg.p_vendor_fail and ctype != "interrupt-batch":
-            expect = "vendor_failed"  # an interrupt's answer is final: no run to fail
+        elif draw < cfg.p_invalid + cfg.p_vendor_fail and ctype not in NO_RUN:
+            expect = "vendor_failed"
         elif draw < cfg.p_invalid + cfg.p_vendor_fail + cfg.p_moving:
             expect = "moving"
         connection = MOVING if expect == "moving" else None
         out.append(Planned(cid, ctype, data, expect, key, connection, name))
     return out
 
+
+# Command types with no vendor run of their own to script a failure on: an interrupt's answer
+# is final, a cancel-run acts on another command's run.
+NO_RUN = {"interrupt-batch", "cancel-run"}
 
 # The connection that is renamed mid-run, and its name after.
 MOVING, MOVED = "moving", "moved"

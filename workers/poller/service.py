@@ -144,8 +144,6 @@ class Poller:
         """One status call. The next request when the run may be held on; otherwise how this
         delivery is to be settled (finished, handed on, retried or given up)."""
         work.learnt(status=request.status)
-        if time.time() >= request.deadline:
-            return self._give_up(request)
         try:
             _, connection = self._registry.resolve(request.command_type, request.connection)
         except UnknownConnection as exc:
@@ -159,6 +157,8 @@ class Poller:
                 ),
                 dead_letter=True,
             )
+        if time.time() >= request.deadline:
+            return await self._give_up(request, interrupt=connection.on_deadline == "interrupt")
         try:
             handler = self._registry.handler(request.command_type, request.connection)
             report = await handler.status(request.vendor_ref, cursor=request.cursor)
@@ -218,16 +218,25 @@ class Poller:
             return Done()
         return following
 
-    @staticmethod
-    def _give_up(request: PollRequest) -> Fail:
+    async def _give_up(self, request: PollRequest, *, interrupt: bool) -> Fail:
         waited = time.time() - request.started_at
-        return Fail(
-            ErrorInfo(
-                kind=ErrorKind.DEADLINE,
-                message=f"run not finished by its deadline ({waited:.0f} s after the trigger, "
-                f"last status {request.status or 'unknown'})",
-            )
+        message = (
+            f"run not finished by its deadline ({waited:.0f} s after the trigger, "
+            f"last status {request.status or 'unknown'})"
         )
+        if interrupt:
+            handler = self._registry.handler(request.command_type, request.connection)
+            if handler.can_cancel:
+                try:
+                    said = await handler.cancel(request.vendor_ref)
+                except FlowgateError as exc:
+                    # Gone past its deadline all the same: say what the vendor answered.
+                    message += f"; the interrupt was not taken: {exc.message}"
+                else:
+                    message += f"; interrupted at the vendor: {said}"
+            else:
+                message += "; its vendor offers no way to stop it, so it may still be going"
+        return Fail(ErrorInfo(kind=ErrorKind.DEADLINE, message=message))
 
 
 def _answer_of_unreadable(body: bytes) -> Answer | None:

@@ -82,6 +82,11 @@ class ConnectionBase(BaseModel):
     max_connections: int = Field(default=256, ge=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     poll: PollPolicy = Field(default_factory=PollPolicy)
+    on_deadline: Literal["stop", "interrupt"] = Field(
+        default="stop",
+        description="When a run passes its deadline: `stop` following it (failed/deadline), or "
+        "also `interrupt` it at the vendor first, where the vendor can stop runs (PBSM).",
+    )
     unknown_outcome: Literal["retry", "fail"] = Field(
         default="fail",
         description="When a trigger may or may not have reached the vendor (a crash before its "

@@ -20,11 +20,12 @@ import httpx
 
 from contracts.commands import Command
 from contracts.events import ErrorKind
-from workers.errors import InvalidCommand
+from workers.errors import InvalidCommand, Refused
 from workers.ratelimit import MemoryRateLimiter, RateLimiter
 from workers.vendors._connection import ConnectionBase
 
 __all__ = [
+    "Cancellable",
     "CommandHandler",
     "FollowedHandler",
     "Registration",
@@ -79,6 +80,16 @@ class CommandHandler(Protocol[C_contra]):
     """Serves one command type on one connection: calls the vendor for a command."""
 
     async def trigger(self, command: C_contra, *, command_id: str) -> Triggered: ...
+
+
+@runtime_checkable
+class Cancellable(Protocol):
+    """A handler whose vendor can stop a run it started (`cancel-run`, `on_deadline`)."""
+
+    async def cancel(self, vendor_ref: Mapping[str, str]) -> str:
+        """Ask the vendor to stop the run; its words. `VendorRejected` when it will not (the
+        run already ended); a run already stopped counts as done."""
+        ...
 
 
 @runtime_checkable
@@ -141,7 +152,9 @@ class Registration(Generic[C, S]):
     """
 
     model: type[C]
-    vendor: Vendor[Any, S]
+    # None: answered by flowgate itself (`cancel-run`): no vendor section, no connections;
+    # the handler is built over the process's own runtime (`workers.cancel.Runs`).
+    vendor: Vendor[Any, S] | None
     handler: Callable[[S], CommandHandler[C] | FollowedHandler[C]]
 
     @property
@@ -186,3 +199,17 @@ class Bound(Generic[C]):
         if not isinstance(self.handler, FollowedHandler):
             raise TypeError(f"{self.registration.command_type} is not followed: no status call")
         return await self.handler.status(vendor_ref, cursor=cursor)
+
+    @property
+    def can_cancel(self) -> bool:
+        return isinstance(self.handler, Cancellable)
+
+    async def cancel(self, vendor_ref: Mapping[str, str]) -> str:
+        """Ask the vendor to stop a run of this command type; `Refused` when it has no way."""
+        if not isinstance(self.handler, Cancellable):
+            vendor = self.registration.vendor
+            raise Refused(
+                f"{vendor.title if vendor else 'flowgate'} offers no way to stop a "
+                f"{self.registration.command_type} run"
+            )
+        return await self.handler.cancel(vendor_ref)
