@@ -71,7 +71,7 @@ class CommandWorker:
             limits=self._limits,
             message_id=delivery.message_id,
         )
-        context = Context(envelope.traceparent, envelope.tracestate, envelope.replayof)
+        context = _context(envelope, delivery)
         work.answer = Answer(envelope.id, envelope.type, envelope.connection or "default", context)
         name, connection = self._registry.resolve(envelope.type, envelope.connection)
         work.learnt(connection=name)
@@ -107,7 +107,7 @@ class CommandWorker:
             envelope.id, vendor_ref, run={"command_type": envelope.type, "connection": name}
         )
         await self._follow(
-            envelope, name, connection, vendor_ref, triggered.status, triggered.starts_at
+            envelope, name, connection, vendor_ref, triggered.status, triggered.starts_at, context
         )
         return Done()
 
@@ -121,7 +121,7 @@ class CommandWorker:
     ) -> Settlement | None:
         """Claim the id; when it was seen before, finish from what is recorded."""
         claim = await self._store.claim(envelope.id, owner=owner, lease=connection.trigger_lease)
-        context = Context(envelope.traceparent, envelope.tracestate, envelope.replayof)
+        context = _context(envelope, work.delivery)
         if claim.state == "finished":
             assert claim.outcome is not None
             await self._outcomes.republish(claim.outcome, context)
@@ -131,7 +131,7 @@ class CommandWorker:
             work.learnt(vendor_ref=claim.vendor_ref)
             log.info("command %s was triggered before: resuming", envelope.id)
             await self._follow(
-                envelope, name, connection, claim.vendor_ref, None, None, resumed=True
+                envelope, name, connection, claim.vendor_ref, None, None, context, resumed=True
             )
             return Done()
         if claim.state == "busy":
@@ -200,13 +200,13 @@ class CommandWorker:
         vendor_ref: dict[str, str],
         status: str | None,
         starts_at: float | None,
+        context: Context,
         *,
         resumed: bool = False,
     ) -> None:
         """Publish `accepted` and the first poll request, together. A run the vendor starts
         later is first looked at `first_delay` after its start, and may last `max_duration`
         from then; the command's own deadline still bounds it."""
-        context = Context(envelope.traceparent, envelope.tracestate, envelope.replayof)
         accepted = EventData(
             command_id=envelope.id,
             command_type=envelope.type,
@@ -231,12 +231,17 @@ class CommandWorker:
             traceparent=envelope.traceparent,
             tracestate=envelope.tracestate,
             replayof=envelope.replayof,
+            reply_to=context.reply_to,
             resumed=resumed,
         )
         await asyncio.gather(
             self._publisher.event(EventKind.ACCEPTED, accepted, context=context),
             send_poll(self._publisher, request, hold=self._poll_hold),
         )
+
+
+def _context(envelope: CommandEnvelope, delivery: Delivery) -> Context:
+    return Context(envelope.traceparent, envelope.tracestate, envelope.replayof, delivery.reply_to)
 
 
 def _attempt(delivery: Delivery) -> int:

@@ -7,6 +7,7 @@ one after the other: a confirm costs a round trip, and sequential confirms would
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping
@@ -43,23 +44,29 @@ LETTER_ID_HEADER = "x-flowgate-letter-id"
 
 @dataclass(frozen=True)
 class Context:
-    """What a command's events carry from it: its W3C trace context, and `replayof` when the
-    command replays a dead letter."""
+    """What a command's events carry from it: its W3C trace context, `replayof` when the
+    command replays a dead letter, and `reply_to`: the queue (the command's AMQP property)
+    that also gets every event, so a waiting client reads only its own."""
 
     traceparent: str | None = None
     tracestate: str | None = None
     replayof: str | None = None
+    reply_to: str | None = None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, Any], replayof: str | None = None) -> Context:
-        """The context of a message that could not be decoded: its trace headers, and the
-        replayed id when the decoder (or a binary-mode `ce-replayof` header) could read it."""
+    def from_headers(
+        cls, headers: Mapping[str, Any], replayof: str | None = None, reply_to: str | None = None
+    ) -> Context:
+        """The context of a message that could not be decoded: its trace headers, the
+        replayed id when the decoder (or a binary-mode `ce-replayof` header) could read it,
+        and its `reply_to`."""
         tp, ts = headers.get("traceparent"), headers.get("tracestate")
         replayed = replayof or headers.get("ce-replayof")
         return cls(
             tp if isinstance(tp, str) else None,
             ts if isinstance(ts, str) else None,
             replayed if isinstance(replayed, str) else None,
+            reply_to,
         )
 
     def headers(self) -> dict[str, HeaderValue]:
@@ -92,9 +99,15 @@ class Publisher:
             headers=context.headers(),
             message_id=event_id(data.command_id, kind, discriminator),
         )
-        await self._broker.publish(
+        topic = self._broker.publish(
             EVENTS_EXCHANGE, event_routing_key(data.command_type, kind.value), message
         )
+        if context.reply_to is None:
+            await topic
+            return
+        # The same event, straight to the waiting client's queue (default exchange). A queue
+        # that is gone (the client left) drops it: the event is on flowgate.events all the same.
+        await asyncio.gather(topic, self._broker.publish("", context.reply_to, message))
 
     async def delayed(
         self,

@@ -211,5 +211,5 @@ def _answer_from(exc: Exception, delivery: Delivery) -> Answer:
         getattr(exc, "command_id", None),
         getattr(exc, "command_type", None),
         "default",
-        Context.from_headers(delivery.headers, getattr(exc, "replayof", None)),
+        Context.from_headers(delivery.headers, getattr(exc, "replayof", None), delivery.reply_to),
     )

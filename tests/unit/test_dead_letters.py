@@ -42,6 +42,7 @@ class _Delivery:
     routing_key: str = "add-paylink"
     exchange: str = "flowgate.dead"
     message_id: str | None = "m-1"
+    reply_to: str | None = None
     redelivered: bool = False
     delivery_count: int = 0
     settled: bool = False

@@ -137,6 +137,7 @@ class HeldDelivery:
         self.routing_key = f"d0.{POLL_QUEUE}"
         self.exchange = RETRY_EXCHANGE
         self.message_id: str | None = None
+        self.reply_to: str | None = None
         self.redelivered = False
         self.delivery_count = 0
         self.settled = False

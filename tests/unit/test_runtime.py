@@ -120,6 +120,7 @@ class FakeDelivery:
     content_type: str | None = "application/cloudevents+json"
     routing_key: str = f"d250.{QUEUE}"
     message_id: str | None = "m-1"
+    reply_to: str | None = None
     redelivered: bool = False
     delivery_count: int = 0
     lost: bool = False

@@ -307,3 +307,29 @@ async def test_a_throttled_command_waits_in_the_queues_without_spending_attempts
         assert event["type"] == "flowgate.add-paylink.succeeded"
         assert len(calls) == 5
         assert await h.dead_letters() == []
+
+
+async def test_every_event_of_a_command_also_goes_to_its_reply_to_queue() -> None:
+    """The AMQP reply_to of a command names a queue that gets each of its events (default
+    exchange, same body), accepted to terminal, refusals too; flowgate.events still has them."""
+    async with harness() as h:
+        inbox = Events()
+        await h.broker.declare(Topology(queues=(Queue("client.inbox", durable=False),)))
+        await h.broker.consume("client.inbox", inbox.on_delivery, prefetch=64)
+        await h.start(h.settings())
+        followed = str(uuid.uuid4())
+        body, content_type = encode_command(
+            "trigger-batch", COMMANDS["trigger-batch"].example, command_id=followed
+        )
+        message = OutgoingMessage(body=body, content_type=content_type, reply_to="client.inbox")
+        await h.broker.publish(COMMANDS_EXCHANGE, "trigger-batch", message)
+        refused = str(uuid.uuid4())
+        body, content_type = encode_command("trigger-batch", {}, command_id=refused)
+        message = OutgoingMessage(body=body, content_type=content_type, reply_to="client.inbox")
+        await h.broker.publish(COMMANDS_EXCHANGE, "trigger-batch", message)
+        await _only_terminal(h, followed)
+        await _only_terminal(h, refused)
+        for command_id in (followed, refused):
+            sent = [e["id"] for e in h.events.by_command[command_id]]
+            assert [e["id"] for e in inbox.by_command[command_id]] == sent
+        assert inbox.kinds(followed)[0] == "accepted" and inbox.kinds(refused) == ["failed"]

@@ -68,6 +68,8 @@ class OutgoingMessage:
     content_type: str | None = None
     headers: Mapping[str, HeaderValue] = field(default_factory=dict)
     message_id: str | None = None
+    # AMQP `reply_to`: the queue a command's events also go to (contract: waiting clients).
+    reply_to: str | None = None
     # Per-message TTL in milliseconds (AMQP `expiration`); None = no per-message TTL.
     expiration_ms: int | None = None
     persistent: bool = True
@@ -82,6 +84,7 @@ class Delivery(Protocol):
     routing_key: str
     exchange: str
     message_id: str | None
+    reply_to: str | None
     redelivered: bool
     # Times this message was delivered before (quorum queues' `x-delivery-count`), 0 if unknown.
     delivery_count: int

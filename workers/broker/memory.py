@@ -67,6 +67,7 @@ class _Message:
     exchange: str
     routing_key: str
     expiration_ms: int | None
+    reply_to: str | None = None
     delivery_count: int = 0
     redelivered: bool = False
     deadline: float | None = None  # loop.time() at which it expires while ready in `queue`
@@ -103,6 +104,7 @@ class _MemoryDelivery:
         self.routing_key = msg.routing_key
         self.exchange = msg.exchange
         self.message_id = msg.message_id
+        self.reply_to = msg.reply_to
         self.redelivered = msg.redelivered
         self.delivery_count = msg.delivery_count
         self.settled = False
@@ -197,6 +199,7 @@ class MemoryBroker:
             exchange=exchange,
             routing_key=routing_key,
             expiration_ms=message.expiration_ms,
+            reply_to=message.reply_to,
         )
         self._route(exchange, routing_key, msg)
 
@@ -348,6 +351,7 @@ class MemoryBroker:
             content_type=msg.content_type,
             headers=headers,
             message_id=msg.message_id,
+            reply_to=msg.reply_to,
             exchange=dlx,
             routing_key=key,
             expiration_ms=None,  # RabbitMQ strips `expiration` so it cannot expire again
@@ -419,4 +423,5 @@ def _copy(msg: _Message) -> _Message:
         exchange=msg.exchange,
         routing_key=msg.routing_key,
         expiration_ms=msg.expiration_ms,
+        reply_to=msg.reply_to,
     )

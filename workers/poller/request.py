@@ -42,6 +42,9 @@ class PollRequest(BaseModel):
     traceparent: str | None = None
     tracestate: str | None = None
     replayof: str | None = None
+    reply_to: str | None = Field(
+        default=None, description="The command's AMQP reply_to: its events also go there."
+    )
 
     def wait(self) -> float:
         """Seconds until the next status call is due (0 when it is)."""

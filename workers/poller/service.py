@@ -84,7 +84,9 @@ class Poller:
             early = await redelay_if_early(delivery)
             if early is not None:
                 return early
-        context = Context(request.traceparent, request.tracestate, request.replayof)
+        context = Context(
+            request.traceparent, request.tracestate, request.replayof, request.reply_to
+        )
         work.answer = Answer(
             request.command_id,
             request.command_type,
