@@ -5,7 +5,9 @@ flowgate worker      consume commands and trigger vendors
 flowgate poller      follow runs until they end
 flowgate simulate    the vendor simulators as an HTTP server
 flowgate declare     declare exchanges and queues on RabbitMQ
-flowgate publish     publish one command
+flowgate send        send one command (alias: publish); --wait follows it to its end
+flowgate events      tail the events
+flowgate config      check the settings
 """
 
 from __future__ import annotations
@@ -15,19 +17,35 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
-from contracts import encode_command
-from workers.broker.base import TopologyError
-from workers.commands import COMMANDS
-from workers.settings import Settings, load_settings
+from contracts import Command, EventKind
+from flowgate_client import Event, FlowgateClientError, ResultTimeout, TopologyMissing
+
+try:
+    from workers.broker.base import TopologyError
+    from workers.commands import COMMANDS
+    from workers.settings import Settings, load_settings
+except ModuleNotFoundError as missing:  # `pip install flowgate` is the client only
+    if (missing.name or "").split(".")[0] in ("workers", "contracts", "flowgate_client"):
+        raise  # our own module: a bug, not a missing extra
+    sys.exit(
+        f"flowgate: this command is flowgate's worker CLI and needs its dependencies "
+        f"({missing.name} is not installed): pip install 'flowgate[worker]'"
+    )
+
+if TYPE_CHECKING:
+    from flowgate_client.aio import Client as AsyncClient
+    from flowgate_client.aio import Handle as AsyncHandle
 
 __all__ = ["main"]
 
@@ -69,10 +87,18 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def _sub(
-    sub: Any, name: str, *, help: str, description: str, examples: list[str], common: Any
+    sub: Any,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    examples: list[str],
+    common: Any,
+    aliases: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name,
+        aliases=list(aliases),
         parents=[common],
         help=help,
         description=description,
@@ -89,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Commands from RabbitMQ to partner APIs, followed to the end, as events.",
         epilog="examples:\n  flowgate demo\n  flowgate worker --commands trigger-batch\n"
-        "  flowgate publish trigger-batch --example\n\n"
+        "  flowgate send trigger-batch --example --wait\n\n"
         "`flowgate COMMAND --help` says more about each command.",
         formatter_class=_RAW,
     )
@@ -169,25 +195,103 @@ def _parser() -> argparse.ArgumentParser:
         common=common,
     )
 
-    publish = _sub(
+    send = _sub(
         sub,
-        "publish",
-        help="publish one command to flowgate.commands",
-        description="Validate a command's data against its model and publish it (structured "
-        "CloudEvent, confirmed by RabbitMQ); prints the command id. Bad data never leaves this "
-        "machine: it is refused with what is wrong.",
+        "send",
+        aliases=["publish"],
+        help="send one command (alias: publish); --wait follows it to its end",
+        description="Validate a command's data against its model and send it to "
+        "flowgate.commands (structured CloudEvent, confirmed by RabbitMQ); prints the command "
+        "id. Bad data never leaves this machine: it is refused with what is wrong. With --wait, "
+        "a live view of the command (accepted, each progress status in the vendor's words, the "
+        "elapsed time, then the terminal event), read from a reply queue of its own (the "
+        "command's reply_to). Declares flowgate's exchanges and queues first when the virtual "
+        "host has none yet. `publish` is the same command under its older name.\n\n"
+        "exit codes (--wait): 0 succeeded, 3 failed, 4 cancelled, 5 no terminal event within "
+        "--timeout (the command goes on); and, with or without --wait, 1 RabbitMQ unreachable "
+        "or the command not confirmed, 2 invalid input.",
         examples=[
-            "flowgate publish trigger-batch --example",
-            'flowgate publish trigger-batch --data \'{"batch": "B2001"}\' --connection prod',
+            "flowgate send trigger-batch --example --wait",
+            'flowgate send trigger-batch --data \'{"batch": "B2001"}\' --connection prod',
+            "flowgate send run-job --file job.json --deadline 2h --wait --timeout 600",
+            "flowgate publish add-paylink --example    (publish: the same as send)",
         ],
         common=common,
     )
-    publish.add_argument("type", choices=list(COMMANDS), help="command type")
-    data = publish.add_mutually_exclusive_group(required=True)
+    send.add_argument("type", choices=list(COMMANDS), help="command type")
+    data = send.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", help="command data as a JSON object")
+    data.add_argument("--file", type=Path, help="command data from a JSON file (- for stdin)")
     data.add_argument("--example", action="store_true", help="send the command type's example data")
-    publish.add_argument("--id", dest="command_id", help="command id (default: a new UUID)")
-    publish.add_argument("--connection", help="named vendor connection")
+    send.add_argument("--id", dest="command_id", help="command id (default: a new UUID)")
+    send.add_argument("--connection", help="named vendor connection")
+    send.add_argument(
+        "--deadline",
+        type=_deadline,
+        help="RFC 3339 time (UTC when no offset), or a duration from now: 90s, 30m, 2h, 1d",
+    )
+    send.add_argument(
+        "--wait", action="store_true", help="follow the command to its terminal event"
+    )
+    send.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="with --wait: seconds to wait for the terminal event (default: no limit); "
+        "implies --wait",
+    )
+
+    events = _sub(
+        sub,
+        "events",
+        help="tail the events on flowgate.events",
+        description="Print the events whose routing key (<command-type>.<kind>) matches a "
+        "PATTERN (default #: every event), from a queue of its own bound to flowgate.events "
+        "(deleted when it exits). Without --follow it prints what arrives within --for seconds "
+        "(default 10) and exits 0; with --follow it runs until Ctrl-C. A table by default; "
+        '--json prints one JSON object per line: {"routing_key": ..., "event": <the '
+        "CloudEvent>}.",
+        examples=[
+            "flowgate events --follow",
+            "flowgate events 'trigger-batch.*' '*.failed' --json --for 60",
+        ],
+        common=common,
+    )
+    events.add_argument("patterns", nargs="*", metavar="PATTERN", help="routing key pattern")
+    events.add_argument("--follow", "-f", action="store_true", help="run until Ctrl-C")
+    events.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    events.add_argument(
+        "--for",
+        dest="listen_for",
+        type=float,
+        default=10.0,
+        help="without --follow: seconds to listen (default 10)",
+    )
+
+    config = _sub(
+        sub,
+        "config",
+        help="check the settings",
+        description="Work with flowgate's settings (file, environment, flags, defaults).",
+        examples=["flowgate config check", "flowgate config check --config flowgate.toml"],
+        common=common,
+    )
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    _sub(
+        config_sub,
+        "check",
+        help="load and validate the settings; print them, secrets redacted",
+        description="Load the settings from every source (flags, then FLOWGATE_ environment "
+        "variables, then the TOML file of --config or $FLOWGATE_CONFIG, then defaults), "
+        "validate them as a worker would, and print the effective configuration with every "
+        "secret redacted and where each value came from. Exits 2 naming the file, line and "
+        "column on a TOML error, or each invalid setting and its source.",
+        examples=[
+            "flowgate config check",
+            "FLOWGATE_PREFETCH=64 flowgate config check --config flowgate.toml",
+        ],
+        common=common,
+    )
     from workers import dlq
 
     dlq.add_parser(sub, parents=[common])
@@ -214,26 +318,53 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), **overrides)
 
 
-def _command_data(args: argparse.Namespace) -> dict[str, Any]:
-    """The command's data, validated against its model; ValueError saying what is wrong."""
-    registration = COMMANDS[args.type]
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _deadline(value: str) -> datetime | timedelta:
+    """--deadline: a duration from now (90s, 30m, 2h, 1d) or an RFC 3339 time."""
+    duration = _DURATION.fullmatch(value.strip())
+    if duration:
+        return timedelta(seconds=float(duration.group(1)) * _UNITS[duration.group(2)])
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is neither an RFC 3339 time nor a duration like 90s, 30m, 2h, 1d"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _command_data(args: argparse.Namespace) -> Command:
+    """The command, built from its model (so validated); ValueError saying what is wrong."""
+    model = COMMANDS[args.type].model
     if args.example:
-        return registration.example
+        built: Command = model.model_validate(model.example)
+        return built
+    if getattr(args, "file", None) is not None:
+        source = "--file"
+        try:
+            text = sys.stdin.read() if str(args.file) == "-" else args.file.read_text()
+        except OSError as exc:
+            raise ValueError(f"--file: cannot read {args.file}: {exc.strerror}") from None
+    else:
+        source, text = "--data", args.data
     try:
-        data = json.loads(args.data)
+        data = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"--data is not JSON: {exc}") from None
+        raise ValueError(f"{source} is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--data must be a JSON object, not {type(data).__name__}")
+        raise ValueError(f"{source} must be a JSON object, not {type(data).__name__}")
     try:
-        registration.model.model_validate(data)
+        built = model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}"
             for e in exc.errors(include_url=False)
         )
-        raise ValueError(f"--data is not a valid {args.type} command: {problems}") from None
-    return data
+        raise ValueError(f"{source} is not a valid {args.type} command: {problems}") from None
+    return built
 
 
 async def _serve_until_signalled(
@@ -263,31 +394,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from workers import dlq
 
         return await dlq.run(args, settings)
+    if args.command == "send":
+        return await _send(args, settings)
+    if args.command == "events":
+        return await _events(args, settings)
     app = Flowgate(settings, make_broker(settings))
     if args.command == "declare":
         await app.connect()
         await app.stop()
         print("flowgate declare: topology declared")
-        return 0
-    if args.command == "publish":
-        from workers.broker.base import OutgoingMessage
-        from workers.topology import COMMANDS_EXCHANGE
-
-        data = _command_data(args)
-        body, content_type = encode_command(
-            args.type,
-            data,
-            command_id=args.command_id,
-            connection=args.connection,
-        )
-        await app.connect()
-        try:
-            await app.broker.publish(
-                COMMANDS_EXCHANGE, args.type, OutgoingMessage(body=body, content_type=content_type)
-            )
-        finally:
-            await app.stop()
-        print(json.loads(body)["id"])
         return 0
     if args.command in ("worker", "poller"):
         from workers.health import HealthServer
@@ -319,6 +434,311 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
+# ------------------------------------------------------------------ send, events (the SDK)
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 3
+EXIT_CANCELLED = 4
+EXIT_TIMEOUT = 5
+_EXIT_BY_KIND = {
+    EventKind.SUCCEEDED: EXIT_SUCCEEDED,
+    EventKind.FAILED: EXIT_FAILED,
+    EventKind.CANCELLED: EXIT_CANCELLED,
+}
+_KIND_STYLE = {
+    EventKind.ACCEPTED: "cyan",
+    EventKind.PROGRESS: "blue",
+    EventKind.SUCCEEDED: "bold green",
+    EventKind.FAILED: "bold red",
+    EventKind.CANCELLED: "bold yellow",
+}
+
+
+async def _client(settings: Settings, name: str) -> AsyncClient:
+    """A connected SDK client; flowgate's topology declared first when the vhost has none
+    (as `flowgate publish` always did, and every flowgate process does at start)."""
+    from flowgate_client.aio import Client
+
+    url = settings.amqp_url.get_secret_value()
+    context = None
+    if url.startswith("amqps://"):
+        cafile = str(settings.amqp_ca_file) if settings.amqp_ca_file else None
+        context = ssl.create_default_context(cafile=cafile)
+    # The reply queue goes soon after the command exits: nothing else reads it.
+    client = Client(
+        url,
+        source="urn:flowgate:cli",
+        connection_name=name,
+        ssl_context=context,
+        reply_queue_expires=10.0,
+    )
+    try:
+        await client.connect()
+    except TopologyMissing:
+        from workers.app import Flowgate, make_broker
+
+        app = Flowgate(settings, make_broker(settings))
+        await app.connect()
+        await app.stop()
+        await client.connect()
+    return client
+
+
+async def _send(args: argparse.Namespace, settings: Settings) -> int:
+    client = await _client(settings, "flowgate-cli-send")
+    try:
+        handle = await client.send(
+            args.built, connection=args.connection, deadline=args.deadline, id=args.command_id
+        )
+        if not (args.wait or args.timeout is not None):
+            print(handle.id)
+            return 0
+        return await _watch(handle, args.timeout)
+    finally:
+        await client.close()
+
+
+def _event_text(event: Event) -> str:
+    """An event in a few words: the vendor's reference, its status, or the error."""
+    data = event.data
+    if event.kind is EventKind.ACCEPTED:
+        return ", ".join(f"{k}={v}" for k, v in data.vendor_ref.items()) or (data.status or "")
+    if event.kind is EventKind.FAILED and data.error is not None:
+        code = f" [{data.error.vendor_code}]" if data.error.vendor_code else ""
+        return f"{data.error.kind.value}{code}: {data.error.message}"
+    return data.status or ""
+
+
+async def _watch(handle: AsyncHandle, limit: float | None) -> int:
+    """A live view of one command until its terminal event; the exit code says how it ended."""
+    from rich.console import Console, Group
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.table import Table
+    from rich.text import Text
+
+    # Vendor words are printed as they are: no markup, emoji codes or highlighting.
+    console = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    rows: list[tuple[float, Event]] = []
+    ended: list[str] = []
+
+    def line(at: float, event: Event) -> Text:
+        text = Text(f"{at:7.1f}s  ")
+        text.append(f"{event.kind.value:<9}", style=_KIND_STYLE[event.kind])
+        text.append(f"  {_event_text(event)}")
+        return text
+
+    def view() -> Group:
+        table = Table.grid()
+        table.add_row(Text(f"{handle.command_type} {handle.id}", style="bold"))
+        for at, event in rows:
+            table.add_row(line(at, event))
+        if not ended:
+            waited = Text(f"{loop.time() - started:7.1f}s  waiting for the vendor", style="dim")
+            table.add_row(Spinner("dots", text=waited))
+        return Group(table)
+
+    live = Live(get_renderable=view, console=console, refresh_per_second=8, transient=False)
+    if console.is_terminal:
+        live.start()
+    else:
+        console.print(f"{handle.command_type} {handle.id}")
+    code = EXIT_TIMEOUT
+    try:
+        async for event in handle.events(timeout=limit):
+            rows.append((loop.time() - started, event))
+            if not console.is_terminal:
+                console.print(line(rows[-1][0], event))
+            if event.terminal:
+                code = _EXIT_BY_KIND[event.kind]
+                ended.append(event.kind.value)
+    except ResultTimeout:
+        ended.append("timeout")
+    finally:
+        if console.is_terminal:
+            live.refresh()
+            live.stop()
+    elapsed = loop.time() - started
+    if code == EXIT_TIMEOUT:
+        console.print(
+            f"no terminal event after {elapsed:.1f} s; the command goes on "
+            f"(`flowgate events` to watch it, `flowgate send cancel-run` to stop it)"
+        )
+    else:
+        console.print(f"{ended[0]} after {elapsed:.1f} s")
+    return code
+
+
+async def _events(args: argparse.Namespace, settings: Settings) -> int:
+    client = await _client(settings, "flowgate-cli-events")
+    table = not args.json
+    if table:
+        print(f"{'time':<12}  {'routing key':<28}  {'command id':<36}  detail", flush=True)
+    try:
+        async with (
+            asyncio.timeout(None if args.follow else args.listen_for),
+            client.subscribe(*args.patterns) as subscription,
+        ):
+            async for event in subscription:
+                if table:
+                    when = (event.time or datetime.now(UTC)).astimezone().strftime("%H:%M:%S.%f")
+                    print(
+                        f"{when[:12]:<12}  {event.routing_key:<28}  {event.command_id:<36}  "
+                        f"{_event_text(event)}",
+                        flush=True,
+                    )
+                else:
+                    record = {"routing_key": event.routing_key, "event": event.raw}
+                    print(json.dumps(record, separators=(",", ":")), flush=True)
+    except TimeoutError:
+        pass  # --for elapsed: that is the normal end
+    finally:
+        await client.close()
+    return 0
+
+
+# ------------------------------------------------------------------------- config check
+
+_SECRET_NAME = re.compile(r"(secret|password|token|api_?key|credentials?)$", re.I)
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    """`flowgate config check`: the effective settings, redacted, each with its source."""
+    import os
+    import tomllib
+
+    from pydantic_settings import EnvSettingsSource
+
+    from workers.settings import Settings as SettingsModel
+
+    env_file = os.environ.get("FLOWGATE_CONFIG")
+    path: Path | None = getattr(args, "config", None) or (Path(env_file) if env_file else None)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            print(f"flowgate config check: {path}: {exc.strerror}", file=sys.stderr)
+            return 2
+        try:
+            file_values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            where = _TOML_WHERE.search(str(exc))
+            message = _TOML_WHERE.sub("", str(exc))
+            at = f"{where.group(1)}:{where.group(2)}:" if where else ""
+            print(f"flowgate config check: {path}:{at} {message}", file=sys.stderr)
+            return 2
+    flags: dict[str, Any] = {}
+    if getattr(args, "amqp_url", None):
+        flags["amqp_url"] = "--amqp-url"
+    if getattr(args, "log_level", None):
+        flags["log_level"] = "--log-level"
+    env_values = EnvSettingsSource(SettingsModel)()
+    sources = [
+        ("flag", flags, None),
+        ("environment", env_values, None),
+        ("file", file_values, path),
+    ]
+
+    def sources_of(parts: tuple[str, ...]) -> list[str]:
+        """Every source that sets `parts` (or its `_file`), strongest first."""
+        found: list[str] = []
+        for name, values, where in sources:
+            for candidate in (parts, (*parts[:-1], f"{parts[-1]}_file")):
+                node: Any = values
+                for part in candidate:
+                    node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+                if node is _MISSING:
+                    continue
+                via = f" (via {candidate[-1]})" if candidate is not parts else ""
+                if name == "flag":
+                    found.append(f"flag {node}")
+                elif name == "environment":
+                    star = "__*" if isinstance(node, dict) else ""
+                    found.append(f"environment {_env_name(candidate)}{star}{via}")
+                else:
+                    found.append(f"file {where}{via}")
+                break
+        return found
+
+    def source_of(parts: tuple[str, ...]) -> str:
+        return (sources_of(parts) or ["default"])[0]
+
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"flowgate config check: {exc.error_count()} invalid setting(s):", file=sys.stderr)
+        for error in exc.errors(include_url=False, include_input=False):
+            parts = tuple(str(p) for p in error["loc"])
+            origin = ", ".join(sources_of(parts) or ["default"]) if parts else "settings"
+            print(
+                f"  {'.'.join(parts) or '(settings)'}: {error['msg']} [{origin}]", file=sys.stderr
+            )
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"flowgate config check: {exc}", file=sys.stderr)
+        return 2
+    print(f"settings file: {path or 'none'}")
+    for parts, value in _leaves(settings.model_dump(), ()):
+        shown = _shown(parts, value)
+        print(f"{'.'.join(parts)} = {shown}  # {source_of(parts)}")
+    print("ok: the settings are valid")
+    return 0
+
+
+_MISSING = object()
+
+
+def _url_shown(url: str) -> str:
+    """A URL's scheme, user, host, port and path: the password, when there is one, is ***."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    shown = _redacted(url)
+    if parts.password is not None and parts.username:
+        shown = shown.replace(f"{parts.username}@", f"{parts.username}:***@", 1)
+    return shown
+
+
+def _env_name(parts: tuple[str, ...]) -> str:
+    """The FLOWGATE_ variable that set `parts` (a parent may have set it as a JSON object)."""
+    import os
+
+    present = {name.upper() for name in os.environ}
+    for end in range(len(parts), 0, -1):
+        name = "FLOWGATE_" + "__".join(parts[:end]).upper()
+        if name in present:
+            return name
+    return "FLOWGATE_" + "__".join(parts).upper()
+
+
+def _leaves(value: Any, parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            yield from _leaves(child, (*parts, str(key)))
+    else:
+        yield parts, value
+
+
+def _shown(parts: tuple[str, ...], value: Any) -> str:
+    """A value as TOML-ish text; secrets never: a URL keeps its host, nothing else shows."""
+    if isinstance(value, SecretStr):
+        secret = value.get_secret_value()
+        if parts[-1].endswith("url") and "://" in secret:
+            return json.dumps(_url_shown(secret))
+        return '"**********"'
+    if value is not None and _SECRET_NAME.search(parts[-1]) and not parts[-1].endswith("_file"):
+        return '"**********"'
+    if isinstance(value, Path):
+        return json.dumps(str(value))
+    if value is None:
+        return "(none)"
+    return json.dumps(value, default=str)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from workers.simulators import SimulatorConfig, Simulators, run_forever
 
@@ -333,6 +753,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "publish":  # the older name of send
+        args.command, args.invoked = "send", "publish"
+    if args.command == "config":
+        return _config_check(args)
     try:
         settings = _settings(args)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
@@ -352,11 +776,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         serving = args.command in ("worker", "poller", "demo")
         for chatty in ("aio_pika", "aiormq"):
             logging.getLogger(chatty).setLevel(logging.WARNING if serving else logging.CRITICAL)
-    if args.command == "publish":
+    if args.command == "send":
         try:
-            _command_data(args)
+            args.built = _command_data(args)
         except ValueError as exc:
-            print(f"flowgate publish: {exc}", file=sys.stderr)
+            print(f"flowgate {getattr(args, 'invoked', 'send')}: {exc}", file=sys.stderr)
             return 2
     if args.command == "simulate":
         return _simulate(args)
@@ -376,6 +800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "another vhost.",
             file=sys.stderr,
         )
+        return 1
+    except FlowgateClientError as exc:
+        print(f"flowgate {args.command}: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         cause = _unreachable(exc, settings)
