@@ -8,6 +8,7 @@ vendor, so a bad command fails fast with kind `invalid` instead of costing a ven
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,20 +17,30 @@ from contracts.quartz import check_quartz_cron
 
 __all__ = [
     "COMMAND_TYPES",
+    "FILE_NAME_MAX",
+    "FILE_SIZE_MAX",
+    "UPLOAD_MIME_TYPES",
     "AddPaylink",
     "CancelRun",
     "Command",
+    "ExportObjects",
+    "GenerateReport",
     "GroupBatchParams",
+    "ImportObjects",
     "InterruptBatch",
     "InvitePartners",
+    "ListFiles",
     "PartnerInvitation",
     "ProcessSchedule",
+    "RequestDownloadUrl",
+    "RequestUploadUrl",
     "RerunBatch",
     "RestartBatch",
     "RunJob",
     "RunPartner",
     "StartProcess",
     "TriggerBatch",
+    "check_file_name",
 ]
 
 
@@ -230,6 +241,198 @@ class RestartBatch(_BatchRun):
     }
 
 
+# Header values PBSM reads (reportcode, reportType, appid, reportDefType): printable ASCII,
+# no spaces, so nothing a publisher sends can split or bend a header.
+_HEADER_VALUE = r"^[!-~]+$"
+
+
+class GenerateReport(Command):
+    """Generate an Oracle PBSM report (Generate Report API), then follow its status until the
+    report is complete (with its PAR download link) or failed."""
+
+    command_type: ClassVar[str] = "generate-report"
+    example: ClassVar[dict[str, Any]] = {
+        "report_code": "RPT_ACCID_HEALTH_INS",
+        "report_type": "CSV",
+        "filter_criteria": "FSI_ACCID_HEALTH_INS_CO_CD.CREATED_BY = 'DMIUSER1'",
+    }
+
+    report_code: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=_HEADER_VALUE,
+        description="The report's code (its Report Details page); sent as the header reportcode.",
+    )
+    report_type: str = Field(
+        default="CSV",
+        min_length=1,
+        max_length=64,
+        pattern=_HEADER_VALUE,
+        description="The report file format; sent as the header reportType.",
+    )
+    report_def_type: str = Field(
+        default="V",
+        min_length=1,
+        max_length=64,
+        pattern=_HEADER_VALUE,
+        description="The report definition type; sent as the header reportDefType (V, View, "
+        "by default, as the document says).",
+    )
+    app_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=_HEADER_VALUE,
+        description="The cloud service's application id; sent as the header appid. Not "
+        "given: the connection's app_id.",
+    )
+    filter_criteria: str = Field(
+        default="",
+        max_length=32_000,
+        description="Sent as filterCriteria (the report's filter expression; empty: no filter).",
+    )
+    placeholder_filter: str = Field(
+        default="",
+        max_length=32_000,
+        description="Sent as placeholderFilter (the filter with placeholders; empty: none).",
+    )
+
+
+class _Migration(Command):
+    """An object migration of PBSM, named by its migration code."""
+
+    code: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^/\\?#%\s]+$",
+        description="The migration ID (the path's {code}); no '/', '\\', '?', '#', '%' or spaces.",
+    )
+
+
+class ExportObjects(_Migration):
+    """Export an Oracle PBSM object migration's definitions (Invoke Export API), then follow
+    the Get Export Status API until the export ends."""
+
+    command_type: ClassVar[str] = "export-objects"
+    example: ClassVar[dict[str, Any]] = {"code": "MIGR0001"}
+
+
+class ImportObjects(_Migration):
+    """Import an Oracle PBSM object migration's definitions (Invoke Import API), then follow
+    the Get Import Status API until the import ends."""
+
+    command_type: ClassVar[str] = "import-objects"
+    example: ClassVar[dict[str, Any]] = {"code": "MIGR0001"}
+
+
+# The PAR file APIs' rules for fileName, fileSize and mimeType (Table 3-1).
+FILE_NAME_MAX = 255
+FILE_SIZE_MAX = 10 * 2**40  # "less than 10 TB": Object Storage's 10 TiB object limit
+UPLOAD_MIME_TYPES = ("text/csv", "text/plain", "dat")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_file_name(value: str) -> str:
+    """Table 3-1's fileName rules: starts with a letter or digit; letters, digits, '-', '.',
+    '_' only; at most 255 characters. The reason names the rule broken."""
+    if not value:
+        raise ValueError("file_name must not be empty")
+    if len(value) > FILE_NAME_MAX:
+        raise ValueError(f"file_name has {len(value)} characters; at most {FILE_NAME_MAX}")
+    if _FILE_NAME.match(value[0]) is None:
+        raise ValueError("file_name must start with a letter or a digit")
+    if _FILE_NAME.fullmatch(value) is None:
+        bad = sorted({c for c in value if not (c.isascii() and (c.isalnum() or c in "._-"))})
+        raise ValueError(
+            f"file_name may hold only letters, digits, '-', '.' and '_', not {''.join(bad)!r}"
+        )
+    return value
+
+
+class RequestUploadUrl(Command):
+    """Ask Oracle PBSM for a PAR URL to upload one file to its Object Store; answered at once
+    with the URL and its expiry (synchronous: no `accepted`)."""
+
+    command_type: ClassVar[str] = "request-upload-url"
+    followed: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]] = {
+        "file_name": "idcs_log1.txt",
+        "file_size": 100,
+        "mime_type": "text/plain",
+    }
+
+    file_name: str = Field(
+        description="Sent as fileName: starts with a letter or digit; letters, digits, '-', "
+        "'.', '_'; at most 255 characters."
+    )
+    file_size: int = Field(
+        gt=1,
+        lt=FILE_SIZE_MAX,
+        description="Sent as fileSize, in bytes: greater than 1 byte and less than 10 TB "
+        "(multipart upload is recommended past 100 MB).",
+    )
+    mime_type: str = Field(description="Sent as mimeType: text/csv, text/plain or DAT (any case).")
+    prefix: str = Field(default="", max_length=1024, description="Sent as the query's prefix.")
+
+    @field_validator("file_name")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        return check_file_name(value)
+
+    @field_validator("mime_type")
+    @classmethod
+    def _mime_type(cls, value: str) -> str:
+        if value.strip().lower() not in UPLOAD_MIME_TYPES:
+            raise ValueError("mime_type must be one of Text/CSV, Text/plain, DAT (any case)")
+        return value.strip()
+
+
+class RequestDownloadUrl(Command):
+    """Ask Oracle PBSM for a PAR URL to download one uploaded file, by its name or its id;
+    answered at once with the URL and its expiry (synchronous: no `accepted`)."""
+
+    command_type: ClassVar[str] = "request-download-url"
+    followed: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]] = {"file_name": "Idcs_log3.txt"}
+
+    file_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=FILE_NAME_MAX,
+        description="The file's name; sent as the query's fileName.",
+    )
+    file_id: int | None = Field(
+        default=None, ge=1, description="The file's id (fileId); sent in the path instead."
+    )
+    stripe_name: str = Field(
+        default="default",
+        min_length=1,
+        max_length=255,
+        description="With file_name: sent as stripeName.",
+    )
+    prefix: str = Field(default="", max_length=1024, description="With file_name: prefix.")
+
+    @model_validator(mode="after")
+    def _name_or_id(self) -> RequestDownloadUrl:
+        if (self.file_name is None) == (self.file_id is None):
+            raise ValueError("give exactly one of file_name and file_id")
+        if self.file_id is not None and self.model_fields_set & {"stripe_name", "prefix"}:
+            raise ValueError("stripe_name and prefix go with file_name, not file_id")
+        return self
+
+
+class ListFiles(Command):
+    """List the files uploaded to Oracle PBSM through PAR URLs (synchronous: no `accepted`)."""
+
+    command_type: ClassVar[str] = "list-files"
+    followed: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]] = {"stripe_name": "default"}
+
+    stripe_name: str = Field(
+        default="default", min_length=1, max_length=255, description="Sent as stripeName."
+    )
+
+
 ResultFormat = Literal["json", "xml"]
 
 
@@ -331,8 +534,14 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     for model in (
         AddPaylink,
         CancelRun,
+        ExportObjects,
+        GenerateReport,
+        ImportObjects,
         InterruptBatch,
         InvitePartners,
+        ListFiles,
+        RequestDownloadUrl,
+        RequestUploadUrl,
         RerunBatch,
         RestartBatch,
         RunJob,

@@ -76,7 +76,7 @@ async def run_demo(
                     if data.get("error"):
                         detail = f"{data['error']['kind']}: {data['error']['message']}"
                     print(
-                        f"{elapsed:6.2f}s  {data['command_type']:<14} {kind:<10} {detail}",
+                        f"{elapsed:6.2f}s  {data['command_type']:<20} {kind:<10} {detail}",
                         file=out,
                         flush=True,
                     )
@@ -98,7 +98,7 @@ async def run_demo(
                     command_type,
                     OutgoingMessage(body=body, content_type=content_type, message_id=command_id),
                 )
-                print(f"  0.00s  {command_type:<14} published  {command_id}", file=out)
+                print(f"  0.00s  {command_type:<20} published  {command_id}", file=out)
             try:
                 await asyncio.wait_for(done.wait(), wait)
             except TimeoutError:

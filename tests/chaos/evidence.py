@@ -69,6 +69,18 @@ def dig(body: Any, path: str) -> Any:
     return body
 
 
+def business_key(entry: dict[str, Any], field: str, body: Any) -> Any:
+    """Where TRIGGER_ROUTE says a request names its command: an `x-` header or
+    `header:<name>`, `path` (the last segment), else a dotted path in the JSON body."""
+    if field.startswith("x-"):
+        return entry["headers"].get(field)
+    if field.startswith("header:"):
+        return entry["headers"].get(field.removeprefix("header:"))
+    if field == "path":
+        return str(entry["path"]).rsplit("/", 1)[-1]
+    return dig(body, field)
+
+
 async def count_triggers(http: httpx.AsyncClient, commands: list[Planned]) -> dict[str, int]:
     """Per command id: vendor trigger requests the vendor acted on (status 200, or 0 = hang)."""
     by_key = {(c.type, c.key): c.id for c in commands}
@@ -80,7 +92,7 @@ async def count_triggers(http: httpx.AsyncClient, commands: list[Planned]) -> di
             if entry["status"] not in (200, 0):
                 continue
             body = entry.get("json") or {}
-            key = entry["headers"].get(field) if field.startswith("x-") else dig(body, field)
+            key = business_key(entry, field, body)
             command_id = by_key.get((command_type, str(key)))
             if command_id is not None:
                 counts[command_id] += 1

@@ -37,7 +37,16 @@ TRIGGER_ROUTE: dict[str, tuple[str, str]] = {
     # A dotted path reads inside the body (list items by index).
     "run-job": ("productlive.job_create", "input.name"),
     "invite-partners": ("productlive.job_create", "input.operations.0.key"),
+    # `header:<name>` reads a request header; `path` the path's last segment.
+    "generate-report": ("pbsm.repgen", "header:reportcode"),
+    "export-objects": ("pbsm.export", "path"),
+    "import-objects": ("pbsm.import", "path"),
+    "request-upload-url": ("pbsm.upload_url", "fileName"),
 }
+# Command types left out of the plan: their vendor request names no key of the command's
+# own (a download URL for a file the simulator holds, the listing), so the ledger cannot tell
+# one command's request from another's. Both only read.
+UNTRACED = {"request-download-url", "list-files"}
 # The simulator's echo job, which `run-job` commands run.
 ECHO_JOB = "65819ba43ad5b963658ab35d"
 # Every route the chaos commands use.
@@ -186,7 +195,7 @@ HISTORY_CODE = {"rerun-batch": "-1", "restart-batch": "-1", "interrupt-batch": "
 
 def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
     """N commands, the four types in turn; a few scripted to fail at the vendor or invalid."""
-    types = sorted(COMMAND_TYPES)
+    types = sorted(t for t in COMMAND_TYPES if t not in UNTRACED)
     out: list[Planned] = []
     for i in range(cfg.n):
         cid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -208,6 +217,13 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
         elif ctype == "invite-partners":
             invitation = {"key": name, "to_account_name": name, "to_user_email": f"{i}@chaos.test"}
             data, key = {"operations": [invitation]}, name
+        elif ctype == "generate-report":
+            data, key = {"report_code": name}, name
+        elif ctype in ("export-objects", "import-objects"):
+            data, key = {"code": name}, name
+        elif ctype == "request-upload-url":
+            key = f"{name}.csv"
+            data = {"file_name": key, "file_size": 10 + i, "mime_type": "text/csv"}
         elif ctype == "cancel-run":
             # Cancels a batch run planned a little earlier: it lands while that run goes on,
             # or after it ended (rejected), or before it was triggered (rejected).
@@ -235,6 +251,12 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
                 data["operations"] = data["operations"] * 2  # a duplicate key
             elif ctype == "cancel-run":
                 data["command_id"] = ""
+            elif ctype == "generate-report":
+                data["report_code"] = "two words"
+            elif ctype in ("export-objects", "import-objects"):
+                data["code"] = "a/b"
+            elif ctype == "request-upload-url":
+                data["file_name"] = f"-{name}.csv"  # must start with a letter or digit
             else:
                 data["schedule"] = {"quartz_cron": ""}
         elif draw < cfg.p_invalid + cfg.p_vendor_fail and ctype not in NO_RUN:
@@ -247,8 +269,8 @@ def plan(cfg: ChaosConfig, rng: random.Random) -> list[Planned]:
 
 
 # Command types with no vendor run of their own to script a failure on: an interrupt's answer
-# is final, a cancel-run acts on another command's run.
-NO_RUN = {"interrupt-batch", "cancel-run"}
+# is final (an upload URL's too), a cancel-run acts on another command's run.
+NO_RUN = {"interrupt-batch", "cancel-run", "request-upload-url"}
 
 # The connection that is renamed mid-run, and its name after.
 MOVING, MOVED = "moving", "moved"

@@ -5,6 +5,8 @@ found by the mutation run (scripts/mutation, TESTING.md).
   lease), the prefix `flowgate:` unless one is given.
 - Entries expire after the retention, not a moment later.
 - `lease_left` of a busy claim is what is left of the lease, in seconds.
+- `lookup` (both stores): nothing for an unseen id; else the reference, what the run is (kept
+  until a trigger names another) and the outcome, as recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from workers.idempotency import RedisStore
+from workers.idempotency import IdempotencyStore, MemoryStore, Record, RedisStore
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +72,49 @@ async def test_a_busy_claim_tells_what_is_left_of_the_lease(client: aioredis.Red
     finally:
         await store.aclose()
         await client.delete(f"{prefix}cmd:c", f"{prefix}claim:c")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(
+    request: pytest.FixtureRequest, client: aioredis.Redis
+) -> AsyncIterator[IdempotencyStore]:
+    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
+    made: IdempotencyStore = (
+        MemoryStore() if request.param == "memory" else RedisStore(REDIS_URL, prefix=prefix)
+    )
+    try:
+        yield made
+    finally:
+        await made.aclose()
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+
+
+RUN = {"command_type": "trigger-batch", "connection": "pbsm-prod"}
+
+
+async def test_lookup_of_an_unseen_id_is_none(store: IdempotencyStore) -> None:
+    assert await store.lookup("unseen") is None
+
+
+async def test_lookup_tells_what_is_recorded_as_it_is_recorded(store: IdempotencyStore) -> None:
+    await store.claim("c", owner="a", lease=30.0)
+    assert await store.lookup("c") == Record(None, {}, None)
+    await store.record_trigger("c", {"run": "R1"}, run=RUN)
+    assert await store.lookup("c") == Record({"run": "R1"}, RUN, None)
+    await store.record_outcome("c", {"kind": "succeeded"})
+    assert await store.lookup("c") == Record({"run": "R1"}, RUN, {"kind": "succeeded"})
+
+
+async def test_a_trigger_that_names_no_run_keeps_the_one_recorded(store: IdempotencyStore) -> None:
+    await store.record_trigger("c", {"run": "R1"}, run=RUN)
+    await store.record_trigger("c", {"run": "R2"})
+    assert await store.lookup("c") == Record({"run": "R2"}, RUN, None)
+    other = {"command_type": "trigger-batch", "connection": "eu"}
+    await store.record_trigger("c", {"run": "R3"}, run=other)
+    found = await store.lookup("c")
+    assert found is not None and found.run == other
+    # What lookup hands out is a copy: changing it changes nothing stored.
+    found.run["connection"] = "changed"
+    assert await store.lookup("c") == Record({"run": "R3"}, other, None)

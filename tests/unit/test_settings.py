@@ -42,6 +42,7 @@ def test_defaults_give_a_default_connection_per_vendor() -> None:
 def test_env_vars_build_a_named_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWGATE_PBSM__PROD__CLIENT_SECRET", "s3cr3t-prod")
     monkeypatch.setenv("FLOWGATE_PBSM__PROD__BASE_URL", "https://pbsm.example.com")
+    monkeypatch.setenv("FLOWGATE_PBSM__PROD__TOKEN_URL", "https://iam.example.com/oauth2/v1/token")
     monkeypatch.setenv("FLOWGATE_PBSM__PROD__RETRY__MAX_ATTEMPTS", "9")
     monkeypatch.setenv("FLOWGATE_PREFETCH", "17")
     monkeypatch.setenv("FLOWGATE_AMQP_URL", "amqp://u:p@rabbit:5672/v")

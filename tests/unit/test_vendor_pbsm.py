@@ -18,6 +18,7 @@ from workers.vendors._http import RETRIABLE_STATUSES
 from workers.vendors.pbsm import PbsmClient, PbsmConnection, TokenManager, TriggerBatchHandler
 
 BASE = "http://pbsm.test:8700"
+TOKEN_URL = f"{BASE}/oauth2/v1/token"
 SECRETS = ("client-s3cret", "user-passw0rd", "access-", "refresh-")
 RUN_ID = "B2001_2022-05-20_1653041947296_1"
 
@@ -67,7 +68,9 @@ class FakePbsm:
 
 def make(fake: FakePbsm, clock: Clock | None = None) -> TriggerBatchHandler:
     secrets = {"client_secret": SecretStr(SECRETS[0]), "password": SecretStr(SECRETS[1])}
-    conn = PbsmConnection(base_url=BASE + "/", username="batchman", timeout=9.0, **secrets)
+    conn = PbsmConnection(
+        base_url=BASE + "/", token_url=TOKEN_URL, username="batchman", timeout=9.0, **secrets
+    )
     http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
     return TriggerBatchHandler(
         PbsmClient(http, conn, TokenManager(http, conn, clock=clock or Clock()))
@@ -115,7 +118,9 @@ async def test_token_request_wire_form_and_basic_auth() -> None:
         seen.append(request)
         return httpx.Response(200, json={"access_token": "access-x", "expires_in": 60})
 
-    conn = PbsmConnection(base_url=BASE, client_secret=SecretStr("cs"), password=SecretStr("p&w"))
+    conn = PbsmConnection(
+        base_url=BASE, token_url=TOKEN_URL, client_secret=SecretStr("cs"), password=SecretStr("p&w")
+    )
     tokens = TokenManager(httpx.AsyncClient(transport=httpx.MockTransport(handler)), conn)
     assert await tokens.token() == "access-x"
     (request,) = seen

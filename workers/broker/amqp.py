@@ -33,6 +33,21 @@ __all__ = ["AmqpBroker"]
 
 log = logging.getLogger(__name__)
 
+
+class _NoFrameDumps(logging.Filter):
+    """aiormq logs every AMQP frame it sends or receives at DEBUG, message bodies included:
+    events carry what vendors answered (a PAR URL is a credential) and commands whatever
+    publishers put in them. Those two records are dropped at the source, whatever the log
+    level; aiormq's other records pass."""
+
+    DUMPS = frozenset({"Prepare to send %r", "Received frame %r in channel #%d weight=%s on %r"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.DUMPS
+
+
+logging.getLogger("aiormq.connection").addFilter(_NoFrameDumps())
+
 # Everything a publish can die of before its confirm arrives.
 _PUBLISH_FAILURES = (
     aiormq.exceptions.AMQPError,  # DeliveryError (nack), PublishError (return), channel closed

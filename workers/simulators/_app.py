@@ -138,8 +138,9 @@ class Simulators:
                 if fault.retry_after is not None:
                     response.headers["Retry-After"] = retry_after_header(fault.retry_after)
             else:
+                query = dict(request.query_params)
                 response = route.handler(
-                    Inbound(request.method, path, params, headers, text, parsed)
+                    Inbound(request.method, path, params, headers, text, parsed, query)
                 )
             record(response.status_code)
             return response

@@ -12,7 +12,7 @@ import binascii
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -39,7 +39,8 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class Inbound:
-    """A received request, body already read: what a vendor handler decides on."""
+    """A received request, body already read: what a vendor handler decides on. ``query``
+    keeps the last value of each query parameter."""
 
     method: str
     path: str
@@ -47,6 +48,7 @@ class Inbound:
     headers: dict[str, str]
     body: str
     json: Any | None
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,8 @@ class Tmf622Config(BaseModel):
 
 
 class PbsmConfig(BaseModel):
-    """Oracle PBSM: OAuth client and user, token lifetime and how a batch run unfolds.
+    """Oracle PBSM: OAuth client and user, token lifetime, how a batch run, a report and an
+    object migration unfold, PAR URLs' lifetime and the files already uploaded.
 
     The ``ofs_*`` and ``locale`` headers are only checked for presence, as their values are
     tenant-specific and the seed gives no rule for them.
@@ -109,6 +110,32 @@ class PbsmConfig(BaseModel):
         description="Runs that exist when the simulator starts: run id (`<batch>_...`) -> "
         "statusCode. A final code is a run that ended (rerun and restart act on it); 1, 2 or "
         "5 is a run that stays so until it is interrupted.",
+    )
+    report_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="How long a report takes (PENDING for its first quarter, then RUNNING); "
+        "None: run_seconds.",
+    )
+    report_complete_status: Literal["COMPLETE", "COMPLETED"] = Field(
+        default="COMPLETE",
+        description="How a report's end is spelled (the seed spells both); a scripted "
+        "outcome of COMPLETE/COMPLETED/FAIL/FAILED for a report code is answered as given.",
+    )
+    report_failed_status: Literal["FAIL", "FAILED"] = "FAIL"
+    migration_seconds: float | None = Field(
+        default=None, ge=0, description="How long an export or import runs; None: run_seconds."
+    )
+    par_seconds: float = Field(
+        default=900.0, gt=0, description="How long a PAR URL the simulator issues works."
+    )
+    files: dict[str, str] = Field(
+        default_factory=lambda: {
+            "Idcs_log3.txt": "line 1 of Idcs_log3\n",
+            "Idcs_log4.txt": "line 1 of Idcs_log4\n",
+        },
+        description="Files uploaded (stripe `default`) when the simulator starts: name -> "
+        "content; their ids are 9916, 9917, ... (the seed's listing).",
     )
 
 

@@ -1,4 +1,6 @@
-"""Oracle PBSM External Scheduler: trigger, status, interrupt, rerun, restart (seed 004).
+"""Oracle PBSM: the IAM token endpoint, the External Scheduler (trigger, status, interrupt,
+rerun, restart), and through ``_pbsm_reports`` and ``_pbsm_files`` the report, object
+migration and PAR file APIs (seed 004), all behind the same Bearer tokens.
 
 Request-level problems answer HTTP 200 with a negative ``statusCode`` (Table 10-1), as the
 seed's APIs do; only a missing or dead bearer token is an HTTP 401. A run is NOT_STARTED (1)
@@ -20,6 +22,8 @@ from starlette.responses import Response
 from ._common import Clock, Inbound, Outcome, Vendor, VendorRoute, json_response
 from ._config import PbsmConfig
 from ._oauth import TokenStore
+from ._pbsm_files import ObjectStore, PbsmFiles
+from ._pbsm_reports import PbsmMigrations, PbsmReports
 from ._pbsm_rules import (
     FINAL_CODES,
     OFS_HEADERS,
@@ -28,6 +32,7 @@ from ._pbsm_rules import (
     SUCCESS,
     TASKS,
     RequestError,
+    batch_code,
     check_trigger,
     first_open,
     task_override,
@@ -37,6 +42,8 @@ from ._pbsm_rules import (
 __all__ = ["PbsmSim"]
 
 _BASE = "/SchedulerService/rest-api/v1/external/"
+# Scripted outcomes: a batch run's final states, a report's (both spellings), a migration's.
+OUTCOMES = (*FINAL_CODES, "COMPLETE", "COMPLETED", "FAIL", "SUCCESS")
 
 
 @dataclass
@@ -54,7 +61,8 @@ class _Run:
 
 
 class PbsmSim(Vendor):
-    """Tokens and runs; ``outcomes`` is keyed by batch (or batch group) name."""
+    """Tokens, runs, reports, migrations and files; ``outcomes`` is keyed by batch (or batch
+    group) name, report code or migration code."""
 
     name = "pbsm"
 
@@ -66,6 +74,10 @@ class PbsmSim(Vendor):
         self._runs: dict[str, _Run] = {}
         self._last_ms = 0
         self._seed_history()
+        self.store = ObjectStore(config, clock)
+        self.files = PbsmFiles(config, self.tokens, self.store)
+        self.reports = PbsmReports(config, self.tokens, outcomes, clock, self.store)
+        self.migrations = PbsmMigrations(config, self.tokens, outcomes, clock)
 
     def _seed_history(self) -> None:
         ended = self._clock() - self.config.run_seconds - 1.0
@@ -85,6 +97,7 @@ class PbsmSim(Vendor):
         routes = [VendorRoute("/oauth2/v1/token", "pbsm.token", ["POST"], self.tokens.token)]
         for op, handler in ops.items():
             routes.append(VendorRoute(_BASE + op, f"pbsm.{op}", ["POST"], self._guarded(handler)))
+        routes += self.reports.routes() + self.migrations.routes() + self.files.routes()
         return routes
 
     def error_response(self, status: int) -> Response:
@@ -94,8 +107,8 @@ class PbsmSim(Vendor):
         )
 
     def check_outcome(self, final_status: str, file_status: str | None) -> None:
-        if final_status not in FINAL_CODES:
-            raise ValueError(f"pbsm final statuses are {', '.join(FINAL_CODES)}")
+        if final_status not in OUTCOMES:
+            raise ValueError(f"pbsm final statuses are {', '.join(OUTCOMES)}")
         if file_status is not None:
             raise ValueError("pbsm has no file status")
 
@@ -103,6 +116,8 @@ class PbsmSim(Vendor):
         self.tokens.reset()
         self._runs.clear()
         self._seed_history()
+        for part in (self.store, self.files, self.reports, self.migrations):
+            part.reset()
 
     def _guarded(self, handler: Any) -> Any:
         """Bearer check (HTTP 401), then headers (-5), then the handler's own codes."""
@@ -136,7 +151,7 @@ class PbsmSim(Vendor):
             batch_type=body["batchType"],
             body=body,
             started=self._clock(),
-            final_code=FINAL_CODES[self._outcomes.get(name, Outcome("SUCCESSFUL")).final_status],
+            final_code=batch_code(self._outcomes.get(name, Outcome("SUCCESSFUL")).final_status),
         )
         if run.batch_type == "group":
             for member in body.get("dynamicParamList") or []:

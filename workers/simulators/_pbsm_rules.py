@@ -1,4 +1,5 @@
-"""PBSM External Scheduler wire rules: Table 10-1 codes, trigger validation, answer shapes.
+"""PBSM wire rules: Table 10-1 codes, trigger validation, answer shapes, and the header sets
+each of the seed's other APIs lists.
 
 Kept apart from the run bookkeeping in ``_pbsm`` so the codes and texts the seed defines can
 be read (and checked against the seed) in one place.
@@ -9,15 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "FILE_HEADERS",
     "FINAL_CODES",
+    "MIGRATION_HEADERS",
     "OFS_HEADERS",
+    "REPORT_HEADERS",
+    "REPORT_STATUS_HEADERS",
     "REQUEST_ERRORS",
     "STATUS_NAMES",
     "SUCCESS",
     "TASKS",
     "RequestError",
+    "batch_code",
     "check_trigger",
     "first_open",
+    "missing",
     "task_override",
     "triggered",
 ]
@@ -42,6 +49,12 @@ REQUEST_ERRORS = {
     "-8": "Job is not ongoing/aborted",
 }
 OFS_HEADERS = ("ofs_tenant_id", "ofs_service_id", "ofs_workspace_id", "ofs_remote_user", "locale")
+# Each API's "Request Headers Details" (chapters 3 to 9), lower-cased as received.
+_USER = ("ofs_remote_user", "ofs_workspace_id", "locale")
+REPORT_HEADERS = (*_USER, "ofs_service_id", "reportcode", "reporttype", "appid", "reportdeftype")
+REPORT_STATUS_HEADERS = (*_USER, "ofs_service_id", "reportcode", "reportinstanceid")
+MIGRATION_HEADERS = (*_USER, "ofs_tenant_id")
+FILE_HEADERS = (*_USER, "ofs_tenant_id")
 TASKS = ("T1", "T2")
 
 
@@ -101,3 +114,16 @@ def check_trigger(body: dict[str, Any]) -> None:
             names.append(member["batchName"])
     if any(n.startswith("MISSING") for n in names):
         raise RequestError("-3")
+
+
+def missing(headers: dict[str, str], names: tuple[str, ...]) -> list[str]:
+    """The listed headers a request lacks (or sends empty)."""
+    return [name for name in names if not headers.get(name)]
+
+
+def batch_code(final_status: str) -> str:
+    """The ending statusCode of a batch run scripted with ``final_status``; the report and
+    migration words (COMPLETE, FAIL, SUCCESS) share the vendor's outcome table."""
+    if final_status in FINAL_CODES:
+        return FINAL_CODES[final_status]
+    return "-1" if final_status.upper().startswith("FAIL") else "0"

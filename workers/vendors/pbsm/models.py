@@ -1,28 +1,39 @@
-"""Wire shapes of Oracle PBSM: the IAM token endpoint and the External Scheduler Interface.
+"""Wire shapes of Oracle PBSM: the IAM token endpoint, the External Scheduler Interface, the
+report, object migration and PAR file APIs.
 
 Field names are the vendor's own (seed 004, docs/vendors.md). Requests refuse unknown fields and
 are sent without the optional members left unset; answers accept extra fields. PBSM sends its
-codes as JSON strings ("0", "-1"); numbers are accepted too and carried as text.
+codes as JSON strings ("0", "-1"); numbers are accepted too and carried as text. PAR URLs are
+`SecretStr`: they grant access to the file by themselves, so no repr or message shows them.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = [
     "STATUS_CODES",
     "BatchParams",
     "BatchRunRequest",
     "BatchStatus",
+    "ErrorAnswer",
+    "FileEntry",
+    "FileList",
     "GroupBatchParams",
+    "MigrationAnswer",
+    "ParAnswer",
+    "ParPayload",
+    "ReportAnswer",
+    "ReportRequest",
     "SchedulerAnswer",
     "StatusAnswer",
     "StatusRequest",
     "TaskStatus",
     "TokenAnswer",
     "TriggerRequest",
+    "UploadRequest",
     "describe_code",
 ]
 
@@ -153,3 +164,118 @@ class StatusAnswer(SchedulerAnswer):
     batchList: list[BatchStatus] | None = None
     batchStatusCode: Code = None
     batchStatus: str | None = None
+
+
+# --- Generate Report API and its status API (chapters 8 and 9) -----------------------------
+
+
+class ReportRequest(_Request):
+    """Generate Report body. Both members are always sent, "" when not given, as in the
+    document's "Request JSON Sample when there is no filter"."""
+
+    filterCriteria: str = ""
+    placeholderFilter: str = ""
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# The document spells these members more than one way: `requestInstanceId` (samples),
+# `requestInstanceid` (field list), `reportInstanceId` (the FAIL sample), `downloadLink`
+# (samples), `downloadlink` (field list). Each is read whatever its case.
+_INSTANCE_KEYS = frozenset({"requestinstanceid", "reportinstanceid"})
+_LINK_KEYS = frozenset({"downloadlink"})
+
+
+class ReportAnswer(_Answer):
+    """`{"status", "requestInstanceId"}`; `{"status": "FAIL", "reportInstanceId"}`;
+    `{"status": "COMPLETE", "requestInstanceId", "downloadLink"}`."""
+
+    status: str | None = None
+    instance_id: Code = None
+    download_link: SecretStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spellings(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            folded = key.lower() if isinstance(key, str) else key
+            if folded in _INSTANCE_KEYS:
+                out.setdefault("instance_id", item)
+            elif folded in _LINK_KEYS:
+                out["download_link"] = item
+            elif key not in ("instance_id", "download_link"):
+                out[key] = item
+        return out
+
+
+# --- Invoke Export/Import API, Get Export/Import Status API (chapters 4 to 7) --------------
+
+
+class MigrationAnswer(_Answer):
+    """`{"errorMessage", "statusCode", "status"}`: every migration answer, success or not."""
+
+    errorMessage: str | None = None
+    statusCode: Code = None
+    status: str | None = None
+
+
+# --- PAR URLs for file operations (chapter 3) ----------------------------------------------
+
+
+class UploadRequest(_Request):
+    """Generate PAR URL for File Upload body (Table 3-1)."""
+
+    fileName: str
+    fileSize: int
+    mimeType: str
+
+
+class ParPayload(_Answer):
+    """The answer's `payload`: `{"uploadURL", "createUser", "stripeName", "fileId",
+    "createDate", "token", "status"}` (upload) or `{"downloadURL"}` (download)."""
+
+    uploadURL: SecretStr | None = None
+    downloadURL: SecretStr | None = None
+    token: SecretStr | None = None
+    fileId: Code = None
+    fileName: str | None = None
+
+
+class ParAnswer(_Answer):
+    """`{"payload": {...}}`."""
+
+    payload: ParPayload
+
+
+class FileEntry(_Answer):
+    """One uploaded file of the listing: `{"v_file_name", "n_file_id", "d_upload_date",
+    "v_stripe_name"}`."""
+
+    v_file_name: str | None = None
+    n_file_id: Code = None
+    d_upload_date: str | None = None
+    v_stripe_name: str | None = None
+
+
+class FileList(_Answer):
+    """`{"payload": [<file>, ...], "count"}`."""
+
+    payload: list[FileEntry] = Field(default_factory=list)
+    count: int | None = None
+
+
+class ErrorAnswer(_Answer):
+    """What an error answer of the report and file APIs may hold (the document gives none):
+    the migration APIs' members, and `message`."""
+
+    errorMessage: str | None = None
+    message: str | None = None
+    statusCode: Code = None
+    status: str | None = None
+
+    def text(self) -> str:
+        return self.errorMessage or self.message or ""
