@@ -29,7 +29,14 @@ from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, build_topology, command
 from workers.vendors._connection import ConnectionBase
 from workers.vendors.base import Resources
 
-__all__ = ["Flowgate", "make_broker", "make_resources", "make_store", "parse_command_types"]
+__all__ = [
+    "Flowgate",
+    "make_broker",
+    "make_resources",
+    "make_store",
+    "parse_command_types",
+    "worker_prefetch",
+]
 
 log = logging.getLogger("flowgate")
 
@@ -73,6 +80,24 @@ def make_resources(settings: Settings) -> Resources:
     return Resources(
         RedisRateLimiter(config.redis_url.get_secret_value(), prefix=config.key_prefix)
     )
+
+
+# Unrouted commands are refusals: a few at a time is plenty.
+_UNROUTED_PREFETCH = 16
+# However many command types a worker serves, each queue may keep this many in flight.
+_MIN_QUEUE_PREFETCH = 16
+
+
+def worker_prefetch(prefetch: int, queues: int) -> int:
+    """Unacked messages per command queue: the worker's `prefetch` shared among its queues.
+
+    Quorum queues count a delivery handed back by a consumer that died against the message's
+    `x-delivery-limit`, and every message a worker holds is handed back when it dies. A full
+    prefetch on each of many queues (16 command types x 256) keeps thousands held at once,
+    and a few crashes in a row then dead-letter good commands unanswered (measured: the
+    chaos run, 2026-11-25). Shared, a worker holds about `prefetch` in all.
+    """
+    return max(_MIN_QUEUE_PREFETCH, prefetch // max(1, queues))
 
 
 def parse_command_types(value: str | None) -> list[str]:
@@ -156,7 +181,7 @@ class Flowgate:
         command_types = list(command_types)
         self.registry.warm(command_types)
         await self.connect()
-        prefetch = self.settings.prefetch
+        prefetch = worker_prefetch(self.settings.prefetch, len(command_types))
         for command_type in command_types:
             queue = command_queue(command_type)
             handler = functools.partial(self.worker.handle, command_type=command_type)
@@ -165,7 +190,7 @@ class Flowgate:
         await self.broker.consume(
             UNROUTED_QUEUE,
             self._consumer(UNROUTED_QUEUE, self.worker.handle_unrouted),
-            prefetch=prefetch,
+            prefetch=_UNROUTED_PREFETCH,
         )
         self._consuming.add(UNROUTED_QUEUE)
         self._log_connections()

@@ -86,7 +86,12 @@ class _Settings(BaseSettings):
         description="CA bundle for amqps:// (certificates are always verified; default: the "
         "system's CAs).",
     )
-    prefetch: int = Field(default=256, ge=1, description="Unacked messages per consumer.")
+    prefetch: int = Field(
+        default=256,
+        ge=1,
+        description="Unacked messages a worker holds, shared among its command queues (each "
+        "at least 16); the poller holds this many plus poller.max_held.",
+    )
     delivery_limit: int = Field(default=5, ge=1, description="Quorum x-delivery-limit.")
     http_transport: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp", description="httpx transport for vendor calls (see BENCHMARKS.md)."

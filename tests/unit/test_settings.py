@@ -213,3 +213,16 @@ def test_the_readme_settings_example_loads(tmp_path: Path) -> None:
     assert isinstance(prod, PbsmConnection)
     assert prod.client_secret.get_secret_value() == "from-a-file"
     assert set(settings.connections("informatica")) == {"eu"}
+
+
+def test_a_worker_shares_its_prefetch_among_its_command_queues() -> None:
+    """Quorum queues count the deliveries a dead consumer hands back: a worker must not hold
+    a full prefetch on each of its many queues (16 x 256), or a few crashes in a row
+    dead-letter commands that were only waiting."""
+    from workers.app import worker_prefetch
+
+    assert worker_prefetch(256, 1) == 256
+    assert worker_prefetch(256, 4) == 64
+    assert worker_prefetch(256, 16) == 16
+    assert worker_prefetch(256, 64) == 16, "each queue keeps a few in flight"
+    assert worker_prefetch(10, 0) == 16
