@@ -140,8 +140,9 @@ def _body_id(body: bytes) -> str | None:
 def _summarise(error: ValidationError) -> str:
     parts = []
     for item in error.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "data"
-        parts.append(f"data.{where}: {item['msg']}")
+        where = ".".join(str(p) for p in item["loc"])
+        # A rule across fields (a model validator) has no location: it is about the data.
+        parts.append(f"{'data.' + where if where else 'data'}: {item['msg']}")
     return "; ".join(parts)
 
 
@@ -149,7 +150,8 @@ def _parse_time(value: Any, name: str, command_id: str) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     try:
-        parsed = datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
+        # RFC 3339 allows a lower-case `t` and `z`; fromisoformat reads only upper case.
+        parsed = datetime.fromisoformat(_text(value).upper())
     except ValueError:
         raise ContractError(f"{name} is not an RFC 3339 time", command_id=command_id) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

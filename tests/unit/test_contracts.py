@@ -258,3 +258,21 @@ def test_contracts_imports_nothing_from_workers() -> None:
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "workers"]
     assert offenders == []
     assert len(list(package.rglob("*.py"))) >= 5
+
+
+def test_an_rfc3339_deadline_in_lower_case_is_read() -> None:
+    """RFC 3339 (5.6) allows `t` and `z` in lower case; `datetime.fromisoformat` does not."""
+    from datetime import UTC, datetime
+
+    from contracts import decode_command, encode_command
+
+    body, content_type = encode_command("trigger-batch", {"batch": "B1"}, command_id="c-z")
+    event = json.loads(body)
+    event["deadline"] = "2030-01-02t03:04:05z"
+    envelope = decode_command(
+        json.dumps(event).encode(),
+        content_type=content_type,
+        headers={},
+        routing_key="trigger-batch",
+    )
+    assert envelope.deadline == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
