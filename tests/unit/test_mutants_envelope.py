@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -282,9 +281,7 @@ def test_a_problem_deep_in_the_data_is_located_by_its_path() -> None:
 
 def test_a_rule_across_fields_is_reported_on_the_data() -> None:
     err = refused(body_of({"batch": "G", "group": True, "params": {"a": "1"}}))
-    assert re.fullmatch(
-        r"data(\.data)?: Value error, a batch group takes group_params, not params", err.message
-    ), err.message
+    assert err.message == "data: Value error, a batch group takes group_params, not params"
 
 
 def test_a_bad_deadline_is_named_in_the_refusal() -> None:
