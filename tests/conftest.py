@@ -22,6 +22,7 @@ import pytest
 from contracts import TERMINAL_KINDS, EventKind, encode_command
 from workers.app import Flowgate
 from workers.broker import AmqpBroker, Binding, Delivery, OutgoingMessage, Queue, Topology
+from workers.broker.base import Broker
 from workers.commands import COMMANDS
 from workers.settings import Settings
 from workers.simulators import RunningSimulators, SimulatorConfig, Simulators, serve
@@ -158,7 +159,7 @@ async def _purge_all(broker: AmqpBroker) -> None:
         await broker.purge(queue.name)
 
 
-async def collect_events(broker: AmqpBroker) -> Events:
+async def collect_events(broker: Broker) -> Events:
     """Every event on flowgate.events, from a private queue that lives as long as the test."""
     events = Events()
     watch = f"test.events.{uuid.uuid4().hex[:8]}"

@@ -25,7 +25,13 @@ from workers.registry import Registry
 from workers.runtime import Outcomes
 from workers.settings import Settings
 from workers.settlement import Handler, Settler, Work
-from workers.topology import POLL_QUEUE, UNROUTED_QUEUE, build_topology, command_queue
+from workers.topology import (
+    GIVEN_UP_QUEUE,
+    POLL_QUEUE,
+    UNROUTED_QUEUE,
+    build_topology,
+    command_queue,
+)
 from workers.vendors._connection import ConnectionBase
 from workers.vendors.base import Resources
 
@@ -82,7 +88,7 @@ def make_resources(settings: Settings) -> Resources:
     )
 
 
-# Unrouted commands are refusals: a few at a time is plenty.
+# Unrouted commands are refusals, and dead letters to answer are rare: a few at a time is plenty.
 _UNROUTED_PREFETCH = 16
 # However many command types a worker serves, each queue may keep this many in flight.
 _MIN_QUEUE_PREFETCH = 16
@@ -193,6 +199,12 @@ class Flowgate:
             prefetch=_UNROUTED_PREFETCH,
         )
         self._consuming.add(UNROUTED_QUEUE)
+        await self.broker.consume(
+            GIVEN_UP_QUEUE,
+            self._consumer(GIVEN_UP_QUEUE, self.worker.handle_given_up),
+            prefetch=_UNROUTED_PREFETCH,
+        )
+        self._consuming.add(GIVEN_UP_QUEUE)
         self._log_connections()
         log.info("worker consuming %s", ", ".join(command_types))
 

@@ -8,6 +8,7 @@ flowgate declare     declare exchanges and queues on RabbitMQ
 flowgate send        send one command (alias: publish); --wait follows it to its end
 flowgate events      tail the events
 flowgate config      check the settings
+flowgate scheduler   send commands on a schedule (cron, per time zone), on Celery beat
 """
 
 from __future__ import annotations
@@ -54,6 +55,24 @@ log = logging.getLogger("flowgate")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _topology_refused(exc: TopologyError) -> str:
+    """What to do when RabbitMQ refuses to declare a queue or exchange as flowgate has it."""
+    text = f"RabbitMQ refused flowgate's topology: {exc}."
+    if "x-delivery-limit" in str(exc):
+        # Queue arguments cannot change; the limit differs from the one the queue was made with
+        # (flowgate 0.1's default was 5, now 20).
+        return (
+            f"{text} Set delivery_limit in the settings to the queue's current value, or "
+            "delete the queue once it is drained (rabbitmqctl delete_queue NAME) so it is "
+            "declared again with the new limit."
+        )
+    return (
+        f"{text} A queue or exchange of that name exists with other arguments (an older "
+        "flowgate, or another application): delete it (rabbitmqctl delete_queue NAME) once it "
+        "is drained, or use another vhost."
+    )
 
 
 def _log_level(value: str) -> str:
@@ -291,6 +310,28 @@ def _parser() -> argparse.ArgumentParser:
             "FLOWGATE_PREFETCH=64 flowgate config check --config flowgate.toml",
         ],
         common=common,
+    )
+    scheduler = _sub(
+        sub,
+        "scheduler",
+        help="send commands on a schedule (cron expressions with time zones)",
+        description="Send each schedule's command at its cron times, in its time zone, on "
+        "Celery beat (README: \"Schedules\"). Each fire's command id derives from the "
+        "schedule's name and the fire time, and each fire is claimed in Redis first, so two "
+        "schedulers, or a restart in the fire minute, send it once. A bad schedule file stops "
+        "it at start, exit 2, with the schedule and the field. With --check: validate the file, "
+        "print each schedule's next 3 fire times with the data each would send, exit 0.",
+        examples=[
+            "flowgate scheduler --schedules examples/schedules.toml --check",
+            "flowgate scheduler --schedules /etc/flowgate/schedules.toml",
+        ],
+        common=common,
+    )
+    scheduler.add_argument(
+        "--schedules", type=Path, required=True, metavar="FILE", help="the schedule file (TOML)"
+    )
+    scheduler.add_argument(
+        "--check", action="store_true", help="validate the file and show the next fire times"
     )
     from workers import dlq
 
@@ -784,6 +825,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "scheduler":
+        from workers import scheduler
+
+        return scheduler.main(args.schedules, settings, check_only=args.check)
     try:
         if settings.event_loop == "uvloop":
             import uvloop
@@ -793,13 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except TopologyError as exc:
-        print(
-            f"flowgate {args.command}: RabbitMQ refused flowgate's topology: {exc}. A queue or "
-            "exchange of that name exists with other arguments (an older flowgate, or another "
-            "application): delete it (rabbitmqctl delete_queue NAME) once it is drained, or use "
-            "another vhost.",
-            file=sys.stderr,
-        )
+        print(f"flowgate {args.command}: {_topology_refused(exc)}", file=sys.stderr)
         return 1
     except FlowgateClientError as exc:
         print(f"flowgate {args.command}: {exc}", file=sys.stderr)

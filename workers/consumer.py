@@ -12,18 +12,23 @@ import logging
 import time
 import uuid
 
+from pydantic import ValidationError
+
 from contracts import (
     COMMAND_TYPES,
     CommandEnvelope,
     ContractError,
+    ErrorInfo,
+    ErrorKind,
     EventData,
     EventKind,
     InputLimits,
     decode_command,
 )
 from workers.broker.base import Delivery
+from workers.dead_letters import DeadLetter
 from workers.errors import FlowgateError, UnknownOutcome, VendorUnavailable
-from workers.outcome import Done, Later, Settlement
+from workers.outcome import Done, Fail, Later, Settlement
 from workers.poller.request import PollRequest, send_poll
 from workers.publisher import ATTEMPT_HEADER, Context
 from workers.registry import Registry
@@ -192,6 +197,102 @@ class CommandWorker:
             )
         raise error
 
+    async def handle_given_up(self, work: Work) -> Settlement:
+        """A copy of a dead letter, from `flowgate.given-up`: answer the ones nobody answered.
+
+        flowgate's own dead letters were answered when they were written. One RabbitMQ wrote
+        itself (a quorum queue's delivery limit: every process that took the message stopped
+        before settling it) never was. What the store knows decides the answer:
+
+            an outcome recorded        that outcome again
+            a vendor run recorded      the run is followed again (a new poll request)
+            claimed, no run recorded   failed, unknown_outcome: a trigger may have gone out
+            nothing                    failed, internal: the vendor was never called
+            a poll request             failed, internal, with the run's vendor_ref
+
+        The letter itself stays in `flowgate.dead-letters` for the operator.
+        """
+        delivery = work.delivery
+        letter = DeadLetter.from_delivery(delivery)
+        if not letter.by_rabbitmq:
+            return Done()
+        if letter.command_id is None:
+            log.error(
+                "RabbitMQ dead-lettered a message of %s with no readable command id (%s): "
+                "nobody to answer; it stays in the dead-letter queue",
+                letter.source_queue or "?",
+                letter.error_kind,
+            )
+            return Done()
+        work.doing = "answering a message RabbitMQ dead-lettered"
+        why = (
+            f"RabbitMQ dead-lettered it from {letter.source_queue or '?'} ({letter.error_kind}): "
+            "every process that took it stopped before settling it"
+        )
+        fallback = Context.from_headers(delivery.headers, reply_to=delivery.reply_to)
+        work.answer = Answer(letter.command_id, letter.command_type, "default", fallback)
+        if letter.is_poll:
+            return _given_up_poll(work, letter, why)
+        record = await self._store.lookup(letter.command_id)
+        envelope = self._decoded(letter)
+        context = fallback if envelope is None else _context(envelope, delivery)
+        connection_name = (record.run.get("connection") if record else None) or (
+            envelope.connection if envelope else None
+        )
+        work.learnt(
+            connection=connection_name or "default",
+            context=context,
+            vendor_ref=record.vendor_ref if record else None,
+        )
+        if record is not None and record.outcome is not None:
+            await self._outcomes.republish(record.outcome, context)
+            return Done()
+        if record is not None and record.vendor_ref is not None:
+            if envelope is not None:
+                try:
+                    name, connection = self._registry.resolve(envelope.type, envelope.connection)
+                except FlowgateError:
+                    pass
+                else:
+                    log.warning("command %s: %s; following its run again", envelope.id, why)
+                    await self._follow(
+                        envelope,
+                        name,
+                        connection,
+                        record.vendor_ref,
+                        None,
+                        None,
+                        context,
+                        resumed=True,
+                    )
+                    return Done()
+            message = f"{why}; its vendor run was started but cannot be followed again"
+            return Fail(ErrorInfo(kind=ErrorKind.INTERNAL, message=message))
+        if record is not None:
+            message = (
+                f"{why}, one of them while calling the vendor: the vendor may or may not have "
+                "run it"
+            )
+            return Fail(ErrorInfo(kind=ErrorKind.UNKNOWN_OUTCOME, message=message))
+        message = f"{why}; the vendor was not called"
+        return Fail(ErrorInfo(kind=ErrorKind.INTERNAL, message=message))
+
+    def _decoded(self, letter: DeadLetter) -> CommandEnvelope | None:
+        """The dead letter's command, when it decodes as one of its own type."""
+        if letter.command_type is None:
+            return None
+        try:
+            return decode_command(
+                letter.body,
+                content_type=letter.content_type,
+                headers=letter.headers,
+                routing_key=letter.command_type,
+                limits=self._limits,
+                message_id=letter.message_id,
+            )
+        except ContractError:
+            return None
+
     async def _follow(
         self,
         envelope: CommandEnvelope,
@@ -238,6 +339,28 @@ class CommandWorker:
             self._publisher.event(EventKind.ACCEPTED, accepted, context=context),
             send_poll(self._publisher, request, hold=self._poll_hold),
         )
+
+
+def _given_up_poll(work: Work, letter: DeadLetter, why: str) -> Settlement:
+    """A poll request RabbitMQ gave up on: the run is answered `failed`, with its vendor_ref
+    so the operator can look it up at the vendor. Never sent round again: a request that
+    stops every poller that takes it would stop them forever."""
+    try:
+        request = PollRequest.model_validate_json(letter.body)
+    except ValidationError:
+        request = None
+    if request is not None:
+        work.learnt(
+            command_type=request.command_type,
+            connection=request.connection,
+            context=Context(
+                request.traceparent, request.tracestate, request.replayof, request.reply_to
+            ),
+            vendor_ref=request.vendor_ref,
+            status=request.status,
+        )
+    message = f"{why}; flowgate stopped following the run, which may still be going at the vendor"
+    return Fail(ErrorInfo(kind=ErrorKind.INTERNAL, message=message))
 
 
 def _context(envelope: CommandEnvelope, delivery: Delivery) -> Context:

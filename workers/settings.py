@@ -24,9 +24,17 @@ from pydantic_settings import (
 )
 
 from workers.commands import COMMANDS
+from workers.topology import DEFAULT_DELIVERY_LIMIT
 from workers.vendors._connection import ConnectionBase
 
-__all__ = ["IdempotencySettings", "InputSettings", "PollerSettings", "Settings", "load_settings"]
+__all__ = [
+    "IdempotencySettings",
+    "InputSettings",
+    "PollerSettings",
+    "SchedulerSettings",
+    "Settings",
+    "load_settings",
+]
 
 
 class InputSettings(BaseModel):
@@ -72,6 +80,19 @@ class IdempotencySettings(BaseModel):
     )
 
 
+class SchedulerSettings(BaseModel):
+    """`flowgate scheduler` (its schedules are a file of their own, `--schedules`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace: float = Field(
+        default=60.0,
+        ge=0,
+        description="A fire time at most this many seconds past is still sent (it fell due "
+        "while the scheduler was starting or restarting); a later one is logged as missed.",
+    )
+
+
 class _Settings(BaseSettings):
     """Everything but the vendors' sections; `Settings` adds one per vendor of the table."""
 
@@ -92,7 +113,12 @@ class _Settings(BaseSettings):
         description="Unacked messages a worker holds, shared among its command queues (each "
         "at least 16); the poller holds this many plus poller.max_held.",
     )
-    delivery_limit: int = Field(default=5, ge=1, description="Quorum x-delivery-limit.")
+    delivery_limit: int = Field(
+        default=DEFAULT_DELIVERY_LIMIT,
+        ge=1,
+        description="Quorum x-delivery-limit of the work queues: deliveries no process settled "
+        "(crashes included) before RabbitMQ dead-letters a message; a worker then answers it.",
+    )
     http_transport: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp", description="httpx transport for vendor calls (see BENCHMARKS.md)."
     )
@@ -103,6 +129,7 @@ class _Settings(BaseSettings):
     input: InputSettings = Field(default_factory=InputSettings)
     poller: PollerSettings = Field(default_factory=PollerSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     log_level: str = "INFO"
     health_host: str = Field(
         default="127.0.0.1", description="Address of the /healthz and /readyz endpoint."

@@ -3,12 +3,15 @@ with an example everywhere, and one line naming the cause instead of a traceback
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import uuid
 
 import pytest
 
+from tests.conftest import RABBIT_HOST, _rabbitmqctl
 from workers.cli import _parser, main
 from workers.commands import COMMANDS
 
@@ -112,3 +115,24 @@ def test_bad_data_never_leaves_the_machine() -> None:
 def test_publish_example_of_every_type_is_valid() -> None:
     for registration in COMMANDS.values():
         registration.model.model_validate(registration.example)
+
+
+def test_a_changed_delivery_limit_says_what_to_do() -> None:
+    """Queue arguments cannot change: a queue declared with another limit (flowgate 0.1's
+    default was 5) is refused by RabbitMQ, and the user is told the two ways out."""
+    vhost = f"flowgate-test-limit-{uuid.uuid4().hex[:8]}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        url = f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
+        env = {**os.environ, "FLOWGATE_DELIVERY_LIMIT": "5"}
+        argv = [*FLOWGATE, "declare", "--amqp-url", url]
+        first = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+        assert first.returncode == 0, first.stderr
+        result = _run("declare", "--amqp-url", url)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "x-delivery-limit" in result.stderr
+        assert "Set delivery_limit in the settings to the queue's current value" in result.stderr
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], timeout=60, check=False)

@@ -37,6 +37,8 @@ def test_defaults_give_a_default_connection_per_vendor() -> None:
     assert settings.amqp_url.get_secret_value().startswith("amqp://")
     assert settings.command_types == sorted(settings.command_types)
     assert settings.command_types == sorted(COMMAND_TYPES)
+    # RabbitMQ 4.0's own default: a held message survives this many crashed consumers.
+    assert settings.delivery_limit == 20
 
 
 def test_env_vars_build_a_named_connection(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -107,9 +107,15 @@ def test_delay_queues_dead_letter_at_least_once_and_reject_publish() -> None:
 
 def test_dead_letters_collected_and_names_unique() -> None:
     assert len(QUEUES) == len(TOPOLOGY.queues)
-    assert {b.queue for b in bound(DEAD_EXCHANGE)} == {"flowgate.dead-letters"}
-    dead = QUEUES["flowgate.dead-letters"]
-    assert "x-dead-letter-exchange" not in dead.arguments  # no loop back into itself
+    # Every dead letter is kept, and copied to the workers that answer RabbitMQ's own.
+    assert {(b.queue, b.routing_key) for b in bound(DEAD_EXCHANGE)} == {
+        ("flowgate.dead-letters", "#"),
+        ("flowgate.given-up", "#"),
+    }
+    for name in ("flowgate.dead-letters", "flowgate.given-up"):
+        # No loop back into itself.
+        assert "x-dead-letter-exchange" not in QUEUES[name].arguments
+    assert QUEUES["flowgate.given-up"].arguments["x-delivery-limit"] == 7
     declared = {e.name for e in TOPOLOGY.exchanges}
     assert all(b.exchange in declared and b.queue in QUEUES for b in TOPOLOGY.bindings)
 
