@@ -1,4 +1,4 @@
-"""Generate the JSON Schema files and the AsyncAPI 3.0 document in `contracts/schemas/` from
+"""Generate the JSON Schema files and the AsyncAPI 3.1 document in `contracts/schemas/` from
 the models, or check for drift.
 
 python -m contracts.schema          write the files
@@ -37,7 +37,7 @@ def _amqp_binding(exchange: str) -> dict[str, Any]:
 
 
 def _asyncapi() -> str:
-    """An AsyncAPI 3.0 document: one channel per command type, one per event routing key."""
+    """An AsyncAPI 3.1 document: one channel per command type, one per event routing key."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -77,7 +77,7 @@ def _asyncapi() -> str:
         "payload": {"$ref": "event.json"},
     }
     document = {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "flowgate",
             "version": "1.0.0",
