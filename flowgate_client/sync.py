@@ -51,7 +51,7 @@ from flowgate_client._common import (
     prepare,
 )
 
-__all__ = ["DEFAULT_RETRY_POLICY", "Client", "Handle"]
+__all__ = ["DEFAULT_RETRY_POLICY", "Client", "Handle", "Subscription"]
 
 log = logging.getLogger("flowgate_client")
 
@@ -140,13 +140,20 @@ class Client:
         retry_policy: Mapping[str, Any] | None = None,
         prefetch: int = 512,
         connect_timeout: float = 10.0,
+        connection_name: str = "flowgate-client",
     ) -> None:
         self.source = source
         self.reply_queue = f"{REPLY_QUEUE_PREFIX}{uuid.uuid4()}"
         self.retry_policy = dict(retry_policy or DEFAULT_RETRY_POLICY)
         self._prefetch = prefetch
         self._connection = Connection(
-            url, transport_options={"confirm_publish": True}, connect_timeout=connect_timeout
+            url,
+            transport_options={
+                "confirm_publish": True,
+                # Shown by RabbitMQ (management UI, rabbitmqctl list_connections).
+                "client_properties": {"connection_name": connection_name},
+            },
+            connect_timeout=connect_timeout,
         )
         self._reply = Queue(
             self.reply_queue,
@@ -162,7 +169,7 @@ class Client:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._handles: weakref.WeakValueDictionary[str, Handle] = weakref.WeakValueDictionary()
-        self._subscriptions: dict[str, deque[tuple[Event, Any]]] = {}
+        self._subscriptions: dict[str, Subscription] = {}
 
     def __enter__(self) -> Client:
         self.connect()
@@ -198,6 +205,8 @@ class Client:
             channel, queues=[self._reply], on_message=self._on_reply, auto_declare=True
         )
         self._consumer.consume()
+        for subscription in self._subscriptions.values():
+            subscription._start(channel)
 
     def close(self) -> None:
         with self._lock:
@@ -228,6 +237,14 @@ class Client:
                 self.connect()
             ensured: Callable[[], T] = self._connection.ensure(self, fun, **self.retry_policy)
             return ensured()
+
+    def drain(self, timeout: float) -> None:
+        """Read this client's connection for up to `timeout` seconds: each event that came
+        back goes to its command's handle (or is dropped when the handle is gone). For a
+        long-lived publisher that never waits on its commands (`flowgate scheduler`): its
+        reply queue does not fill up, and a dropped connection is re-established (per
+        `retry_policy`) while it is idle rather than at its next send."""
+        self._drain(timeout)
 
     def _drain(self, timeout: float) -> None:
         def drain() -> None:
@@ -287,52 +304,109 @@ class Client:
 
     # ------------------------------------------------------------------- consumers
 
-    def subscribe(self, *patterns: str, idle_timeout: float | None = None) -> Iterator[Event]:
+    def subscribe(self, *patterns: str, idle_timeout: float | None = None) -> Subscription:
         """Every event whose routing key matches one of `patterns` (default `#`), from an
-        exclusive queue of this subscription's own bound to `flowgate.events`, acked when
-        the loop asks for the next one. Ends after `idle_timeout` seconds without an event
-        (never, by default); break out of the loop to stop."""
-        name = f"{SUBSCRIBER_QUEUE_PREFIX}{uuid.uuid4()}"
+        exclusive queue of this subscription's own bound to `flowgate.events`: bound before
+        this returns, so nothing published afterwards is missed. Each event is acked when the
+        loop asks for the next one. Iteration ends after `idle_timeout` seconds without an
+        event (never, by default); `close()` it, or use it as a context manager, to stop.
+        After a reconnect the queue is declared and consumed again; events published while
+        the connection was down are not in it."""
         exchange = Exchange(EVENTS_EXCHANGE, "topic", passive=True)
         queue = Queue(
-            name,
+            f"{SUBSCRIBER_QUEUE_PREFIX}{uuid.uuid4()}",
             exclusive=True,
             auto_delete=True,
             bindings=[binding(exchange, routing_key=p) for p in patterns or ("#",)],
         )
-        waiting: deque[tuple[Event, Any]] = deque()
-        self._subscriptions[name] = waiting
+        subscription = Subscription(self, queue, idle_timeout)
 
-        def on_message(message: Any) -> None:
-            try:
-                event = parse_event(message.body, message.delivery_info.get("routing_key", ""))
-            except (ValueError, KeyError) as exc:
-                log.warning("flowgate client: not an event: %s", exc)
-                message.ack()
-            else:
-                waiting.append((event, message))
+        def start() -> None:
+            subscription._start(self._channel)
+            self._subscriptions[queue.name] = subscription
 
-        def start() -> Consumer:
-            consumer = Consumer(self._channel, queues=[queue], on_message=on_message)
-            consumer.consume()
-            return consumer
+        self._ensure(start)
+        return subscription
 
-        consumer = self._ensure(start)
+
+class Subscription:
+    """`for event in client.subscribe(...)`: see `Client.subscribe`."""
+
+    def __init__(self, client: Client, queue: Queue, idle_timeout: float | None) -> None:
+        self._client = client
+        self._queue = queue
+        self._idle_timeout = idle_timeout
+        self._waiting: deque[tuple[Event, Any]] = deque()
+        self._consumer: Consumer | None = None
+        self._unacked: Any = None
+        self._closed = False
+
+    @property
+    def queue(self) -> str:
+        return str(self._queue.name)
+
+    def _start(self, channel: Any) -> None:
+        """Consume on `channel` (again, after a reconnect: the exclusive queue went with the
+        old connection, and kombu's Consumer declares it and its bindings first)."""
+        self._consumer = Consumer(channel, queues=[self._queue], on_message=self._on_message)
+        self._consumer.consume()
+
+    def _on_message(self, message: Any) -> None:
         try:
-            idle_since = time.monotonic()
-            while True:
-                if waiting:
-                    event, message = waiting.popleft()
-                    yield event
-                    self._ensure(message.ack)
-                    idle_since = time.monotonic()
-                    continue
-                if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
-                    return
-                self._drain(_DRAIN_SLICE)
-        finally:
-            self._subscriptions.pop(name, None)
+            event = parse_event(message.body, message.delivery_info.get("routing_key", ""))
+        except (ValueError, KeyError) as exc:
+            log.warning("flowgate client: not an event: %s", exc)
+            message.ack()
+        else:
+            self._waiting.append((event, message))
+
+    def _ack(self) -> None:
+        message, self._unacked = self._unacked, None
+        # A message of a connection that has since dropped cannot be acked (its queue went
+        # with it): there is nothing left to ack.
+        if message is not None and message.channel is self._client._channel:
+            message.ack()
+
+    def __iter__(self) -> Subscription:
+        return self
+
+    def __next__(self) -> Event:
+        if self._closed:
+            raise StopIteration
+        if self._unacked is not None:
+            self._client._ensure(self._ack)
+        idle_since = time.monotonic()
+        while not self._waiting:
+            if (
+                self._idle_timeout is not None
+                and time.monotonic() - idle_since >= self._idle_timeout
+            ):
+                self.close()
+                raise StopIteration
+            self._client._drain(_DRAIN_SLICE)
+        event, self._unacked = self._waiting.popleft()
+        return event
+
+    def close(self) -> None:
+        """Stop consuming; the exclusive queue is deleted with the consumer."""
+        if self._closed:
+            return
+        self._closed = True
+        self._client._subscriptions.pop(self.queue, None)
+        consumer = self._consumer
+        if consumer is not None:
             try:
-                self._ensure(consumer.cancel)
+                self._client._ensure(consumer.cancel)
             except Exception:  # the connection is going: the exclusive queue goes with it
                 log.debug("flowgate client: cancelling a subscription", exc_info=True)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
