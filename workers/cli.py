@@ -316,7 +316,7 @@ def _parser() -> argparse.ArgumentParser:
         "scheduler",
         help="send commands on a schedule (cron expressions with time zones)",
         description="Send each schedule's command at its cron times, in its time zone, on "
-        "Celery beat (README: \"Schedules\"). Each fire's command id derives from the "
+        "Celery beat (the README's Schedules). Each fire's command id derives from the "
         "schedule's name and the fire time, and each fire is claimed in Redis first, so two "
         "schedulers, or a restart in the fire minute, send it once. A bad schedule file stops "
         "it at start, exit 2, with the schedule and the field. With --check: validate the file, "

@@ -13,9 +13,9 @@ Allowlist (`NOT_RUN_AS_WRITTEN`), each entry with the check that replaces runnin
   asserts that `.ci/run`, what CI runs on every push, calls `scripts/test`.
 
 Long-running commands run in the background, bounded by timeouts: `amqp-consume` until it has
-printed the event it is waiting for, `flowgate worker|poller|simulate` until they log that they
-are serving. Then they get SIGTERM (only processes this test started), and a flowgate role must
-exit 0.
+printed the event it is waiting for, `flowgate worker|poller|simulate|scheduler` until they log
+that they are serving (with `--check` or `--help`, a role is a one-shot command). Then they get
+SIGTERM (only processes this test started), and a flowgate role must exit 0.
 
 RabbitMQ: every AMQP URL in a command must be exactly `README_AMQP_URL` (the local broker's
 default vhost, as the README's examples write it). It is replaced, in the command's text, by the
@@ -98,7 +98,10 @@ SERVING = {
     "worker": "worker consuming",
     "poller": "poller consuming",
     "simulate": "serving on",
+    "scheduler": "scheduler running",
 }
+# With one of these a serving role checks and exits instead.
+ONE_SHOT = frozenset({"--check", "--help"})
 
 
 # ------------------------------------------------------------------------------ the examples
@@ -442,6 +445,8 @@ async def _flowgate(command: ShellCommand, ctx: Context) -> None:
     """A role that serves until stopped runs until it says it is serving, then gets SIGTERM
     and must exit 0; any other flowgate command runs as a generic one."""
     role = next((word for word in command.argv[1:] if word in SERVING), None)
+    if ONE_SHOT.intersection(command.argv):
+        role = None
     if role is None:
         await _generic(command, ctx)
         return

@@ -176,7 +176,7 @@ def command_problems(doc: Doc) -> list[str]:
 
 def test_every_command_is_a_real_flowgate_command() -> None:
     doc = load()
-    assert set(flowgate_services(doc)) == {"simulators", "declare", "worker", "poller"}
+    assert set(flowgate_services(doc)) == {"simulators", "declare", "worker", "poller", "scheduler"}
     assert command_problems(doc) == []
 
 
