@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from contracts.commands import COMMAND_TYPES, Command
 from contracts.envelope import EVENT_CONTENT_TYPE, TYPE_PREFIX, encode_command
@@ -33,6 +34,8 @@ __all__ = [
     "outcome",
     "parse_event",
     "prepare",
+    "private_queue",
+    "url_user",
 ]
 
 COMMANDS_EXCHANGE = "flowgate.commands"
@@ -40,6 +43,18 @@ EVENTS_EXCHANGE = "flowgate.events"
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REPLY_QUEUE_PREFIX = "flowgate.reply."
 SUBSCRIBER_QUEUE_PREFIX = "flowgate.subscriber."
+
+
+def url_user(url: str) -> str | None:
+    """The user an AMQP URL logs in as; None when the URL names none (EXTERNAL auth)."""
+    user = urlsplit(url).username
+    return unquote(user) if user else None
+
+
+def private_queue(prefix: str, user: str | None) -> str:
+    """A client's own queue: `<prefix><user>.<uuid>`, so RabbitMQ permissions can give each
+    publisher its own queues and no one else's (`flowgate declare --permissions publisher`)."""
+    return f"{prefix}{user}.{uuid.uuid4()}" if user else f"{prefix}{uuid.uuid4()}"
 
 
 class FlowgateClientError(Exception):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import uuid
 import weakref
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -45,6 +44,8 @@ from flowgate_client._common import (
     outcome,
     parse_event,
     prepare,
+    private_queue,
+    url_user,
 )
 
 __all__ = ["Client", "Handle", "Subscription"]
@@ -129,7 +130,11 @@ class Client:
     """A connection to RabbitMQ (robust: it reconnects and restores its queue and consumers),
     a publisher-confirmed channel, and one reply queue for every command it sends.
 
-    The reply queue, `flowgate.reply.<uuid>`, is not exclusive but expires
+    Every command carries the AMQP `user_id` of the user the URL logs in as (RabbitMQ checks
+    it; a flowgate connection may accept commands from some users only), unless `user_id`
+    says otherwise (False: none).
+
+    The reply queue, `flowgate.reply.<user>.<uuid>`, is not exclusive but expires
     `reply_queue_expires` seconds after its consumer left: a connection that drops and comes
     back finds the events published meanwhile, and a client that is gone leaves nothing
     behind."""
@@ -144,10 +149,13 @@ class Client:
         publish_timeout: float = 30.0,
         connection_name: str = "flowgate-client",
         ssl_context: ssl.SSLContext | None = None,
+        user_id: str | bool = True,
     ) -> None:
         self._url = url
         self.source = source
-        self.reply_queue = f"{REPLY_QUEUE_PREFIX}{uuid.uuid4()}"
+        self.user_id = url_user(url) if user_id is True else (user_id or None)
+        self._user = url_user(url)
+        self.reply_queue = private_queue(REPLY_QUEUE_PREFIX, self._user)
         self._expires_ms = int(reply_queue_expires * 1000)
         self._prefetch = prefetch
         self._publish_timeout = publish_timeout
@@ -237,6 +245,7 @@ class Client:
             content_encoding="utf-8",
             message_id=outgoing.id,
             reply_to=self.reply_queue,
+            user_id=self.user_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
@@ -290,7 +299,9 @@ class Subscription:
         await channel.set_qos(prefetch_count=self._prefetch)
         events = await channel.get_exchange(EVENTS_EXCHANGE, ensure=True)
         queue = await channel.declare_queue(
-            f"{SUBSCRIBER_QUEUE_PREFIX}{uuid.uuid4()}", exclusive=True, auto_delete=True
+            private_queue(SUBSCRIBER_QUEUE_PREFIX, self._client._user),
+            exclusive=True,
+            auto_delete=True,
         )
         for pattern in self.patterns:
             await queue.bind(events, pattern)

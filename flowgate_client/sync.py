@@ -22,7 +22,6 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -49,6 +48,8 @@ from flowgate_client._common import (
     outcome,
     parse_event,
     prepare,
+    private_queue,
+    url_user,
 )
 
 __all__ = ["DEFAULT_RETRY_POLICY", "Client", "Handle", "Subscription"]
@@ -128,7 +129,7 @@ class Handle:
 
 class Client:
     """A kombu connection, a confirmed producer and one reply queue for every command sent
-    (`flowgate.reply.<uuid>`, expiring `reply_queue_expires` seconds after its consumer
+    (`flowgate.reply.<user>.<uuid>`, expiring `reply_queue_expires` seconds after its consumer
     left, so a reconnect finds what was published meanwhile)."""
 
     def __init__(
@@ -141,9 +142,13 @@ class Client:
         prefetch: int = 512,
         connect_timeout: float = 10.0,
         connection_name: str = "flowgate-client",
+        user_id: str | bool = True,
     ) -> None:
         self.source = source
-        self.reply_queue = f"{REPLY_QUEUE_PREFIX}{uuid.uuid4()}"
+        # As the async client: the URL's user on every command unless told otherwise.
+        self.user_id = url_user(url) if user_id is True else (user_id or None)
+        self._user = url_user(url)
+        self.reply_queue = private_queue(REPLY_QUEUE_PREFIX, self._user)
         self.retry_policy = dict(retry_policy or DEFAULT_RETRY_POLICY)
         self._prefetch = prefetch
         self._connection = Connection(
@@ -293,6 +298,7 @@ class Client:
                 content_encoding="utf-8",
                 message_id=outgoing.id,
                 reply_to=self.reply_queue,
+                user_id=self.user_id,
                 delivery_mode=2,
             )
 
@@ -314,7 +320,7 @@ class Client:
         the connection was down are not in it."""
         exchange = Exchange(EVENTS_EXCHANGE, "topic", passive=True)
         queue = Queue(
-            f"{SUBSCRIBER_QUEUE_PREFIX}{uuid.uuid4()}",
+            private_queue(SUBSCRIBER_QUEUE_PREFIX, self._user),
             exclusive=True,
             auto_delete=True,
             bindings=[binding(exchange, routing_key=p) for p in patterns or ("#",)],

@@ -52,6 +52,7 @@ class FakeDelivery:
     content_type: str | None = "application/json"
     message_id: str | None = None
     reply_to: str | None = None
+    user_id: str | None = None
     redelivered: bool = False
     delivery_count: int = 0
     lost: bool = False

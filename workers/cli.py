@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr, ValidationError
 
@@ -35,6 +36,7 @@ from flowgate_client import Event, FlowgateClientError, ResultTimeout, TopologyM
 try:
     from workers.broker.base import TopologyError
     from workers.commands import COMMANDS
+    from workers.permissions import ROLES, rabbitmqctl_command
     from workers.settings import Settings, load_settings
 except ModuleNotFoundError as missing:  # `pip install flowgate` is the client only
     if (missing.name or "").split(".")[0] in ("workers", "contracts", "flowgate_client"):
@@ -55,6 +57,13 @@ log = logging.getLogger("flowgate")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _permissions_command(args: argparse.Namespace, settings: Settings) -> str:
+    url = urlsplit(settings.amqp_url.get_secret_value())
+    user = args.user or (unquote(url.username) if url.username else "guest")
+    vhost = unquote(url.path[1:]) if len(url.path) > 1 else "/"
+    return rabbitmqctl_command(args.permissions, user, vhost)
 
 
 def _topology_refused(exc: TopologyError) -> str:
@@ -204,14 +213,31 @@ def _parser() -> argparse.ArgumentParser:
         "--run-seconds", type=float, default=None, help="how long each simulated run takes"
     )
 
-    _sub(
+    declare = _sub(
         sub,
         "declare",
         help="declare flowgate's exchanges and queues (idempotent)",
         description="Declare every exchange, queue and binding on RabbitMQ. Every flowgate "
-        "process does so at start too; this is for a broker prepared ahead.",
-        examples=["flowgate declare", "flowgate declare --amqp-url amqps://rabbit:5671/prod"],
+        "process does so at start too; this is for a broker prepared ahead. With "
+        "--permissions ROLE, declare nothing: print the rabbitmqctl command that gives a user "
+        "the least RabbitMQ permissions that ROLE needs on the virtual host of --amqp-url "
+        "(publisher: send commands and read its own replies, never publish an event; worker, "
+        "poller: flowgate's topology, never a command; operator: all of flowgate's).",
+        examples=[
+            "flowgate declare",
+            "flowgate declare --amqp-url amqps://rabbit:5671/prod",
+            "flowgate declare --permissions publisher --user billing",
+        ],
         common=common,
+    )
+    declare.add_argument(
+        "--permissions",
+        choices=ROLES,
+        metavar="ROLE",
+        help=f"print the permissions of a role ({', '.join(ROLES)}) instead of declaring",
+    )
+    declare.add_argument(
+        "--user", help="the RabbitMQ user to give them to (default: the user of --amqp-url)"
     )
 
     send = _sub(
@@ -439,6 +465,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return await _send(args, settings)
     if args.command == "events":
         return await _events(args, settings)
+    if args.command == "declare" and args.permissions is not None:
+        print(_permissions_command(args, settings))
+        return 0
     app = Flowgate(settings, make_broker(settings))
     if args.command == "declare":
         await app.connect()
@@ -735,8 +764,6 @@ _MISSING = object()
 
 def _url_shown(url: str) -> str:
     """A URL's scheme, user, host, port and path: the password, when there is one, is ***."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     shown = _redacted(url)
     if parts.password is not None and parts.username:
@@ -878,8 +905,6 @@ def _unreachable(exc: Exception, settings: Settings) -> str | None:
 
 def _redacted(url: str) -> str:
     """The URL without its password, to name a server in a message."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     host = parts.hostname or "?"
     port = f":{parts.port}" if parts.port else ""

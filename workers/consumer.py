@@ -27,7 +27,7 @@ from contracts import (
 )
 from workers.broker.base import Delivery
 from workers.dead_letters import DeadLetter
-from workers.errors import FlowgateError, UnknownOutcome, VendorUnavailable
+from workers.errors import FlowgateError, Refused, UnknownOutcome, VendorUnavailable
 from workers.outcome import Done, Fail, Later, Settlement
 from workers.poller.request import PollRequest, send_poll
 from workers.publisher import ATTEMPT_HEADER, Context
@@ -81,6 +81,7 @@ class CommandWorker:
         name, connection = self._registry.resolve(envelope.type, envelope.connection)
         work.learnt(connection=name)
         work.policy = connection.retry
+        _check_publisher(connection, name, delivery.user_id)
         # One owner per delivery, not per process: two copies of a command in one process
         # must not both think they hold the claim.
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
@@ -339,6 +340,19 @@ class CommandWorker:
             self._publisher.event(EventKind.ACCEPTED, accepted, context=context),
             send_poll(self._publisher, request, hold=self._poll_hold),
         )
+
+
+def _check_publisher(connection: ConnectionBase, name: str, user_id: str | None) -> None:
+    """`Refused` unless the connection lets this AMQP user send commands on it. RabbitMQ
+    refuses a publish whose `user_id` is not the user it authenticated, so it is not forged."""
+    allowed = connection.allowed_publishers
+    if allowed is None or (user_id is not None and user_id in allowed):
+        return
+    who = f"AMQP user {user_id!r}" if user_id else "a command without an AMQP user_id"
+    raise Refused(
+        f"{who} is not allowed on connection {name!r}: its allowed_publishers are "
+        f"{', '.join(allowed) or 'none'}"
+    )
 
 
 def _given_up_poll(work: Work, letter: DeadLetter, why: str) -> Settlement:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import sys
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from flowgate_client._common import url_user
 from workers.broker.base import Broker, Delivery, PublishNotConfirmed, TopologyError
 from workers.dead_letters import KINDS, DeadLetter, NotReplayable, Replay
 from workers.settings import Settings
@@ -215,6 +217,7 @@ async def run(
         print(f"flowgate dlq {action}: {problem}", file=err)
         return 2
     broker = make_broker(settings)
+    args.replay_user = url_user(settings.amqp_url.get_secret_value())
     await broker.connect()
     try:
         return await run_on(broker, args, out=out, err=err)
@@ -563,6 +566,13 @@ async def _replay(
             )
             skipped += 1
             continue
+        user = getattr(args, "replay_user", None)
+        if user is not None:
+            # Sent by the operator, as RabbitMQ requires of user_id: list the operator in a
+            # connection's allowed_publishers to replay its commands.
+            replay = dataclasses.replace(
+                replay, message=dataclasses.replace(replay.message, user_id=user)
+            )
         replays[index] = replay
     done = await _pass(broker, letters, replays)
     total = len(replays)

@@ -136,3 +136,23 @@ def test_a_changed_delivery_limit_says_what_to_do() -> None:
         assert "Set delivery_limit in the settings to the queue's current value" in result.stderr
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], timeout=60, check=False)
+
+
+def test_declare_permissions_prints_the_rabbitmqctl_command() -> None:
+    result = _run(
+        "declare",
+        "--permissions",
+        "publisher",
+        "--user",
+        "billing",
+        "--amqp-url",
+        "amqp://ops:pw@rabbit:5672/prod",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("rabbitmqctl set_permissions -p prod billing ")
+    assert "pw" not in result.stdout
+    # The URL's own user when --user is not given.
+    result = _run("declare", "--permissions", "worker", "--amqp-url", "amqp://svc:pw@h/")
+    assert result.stdout.startswith("rabbitmqctl set_permissions -p / svc ")
+    bad = _run("declare", "--permissions", "admin")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

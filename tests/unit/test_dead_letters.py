@@ -43,6 +43,7 @@ class _Delivery:
     exchange: str = "flowgate.dead"
     message_id: str | None = "m-1"
     reply_to: str | None = None
+    user_id: str | None = None
     redelivered: bool = False
     delivery_count: int = 0
     settled: bool = False

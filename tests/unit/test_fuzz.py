@@ -97,6 +97,7 @@ class FakeDelivery:
     exchange: str = "flowgate.commands"
     message_id: str | None = None
     reply_to: str | None = None
+    user_id: str | None = None
     redelivered: bool = False
     delivery_count: int = 0
     settlements: list[str] = field(default_factory=list)

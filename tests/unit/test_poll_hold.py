@@ -138,6 +138,7 @@ class HeldDelivery:
         self.exchange = RETRY_EXCHANGE
         self.message_id: str | None = None
         self.reply_to: str | None = None
+        self.user_id: str | None = None
         self.redelivered = False
         self.delivery_count = 0
         self.settled = False

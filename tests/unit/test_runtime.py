@@ -121,6 +121,7 @@ class FakeDelivery:
     routing_key: str = f"d250.{QUEUE}"
     message_id: str | None = "m-1"
     reply_to: str | None = None
+    user_id: str | None = None
     redelivered: bool = False
     delivery_count: int = 0
     lost: bool = False

@@ -80,6 +80,7 @@ class _AmqpDelivery:
         self.exchange: str = message.exchange or ""
         self.message_id: str | None = message.message_id
         self.reply_to: str | None = message.reply_to or None
+        self.user_id: str | None = message.user_id or None
         self.redelivered: bool = bool(message.redelivered)
         count = self.headers.get("x-delivery-count", 0)
         self.delivery_count: int = int(count) if isinstance(count, int | str) else 0
@@ -195,6 +196,7 @@ class AmqpBroker:
             headers=dict(message.headers),
             message_id=message.message_id,
             reply_to=message.reply_to,
+            user_id=message.user_id,
             expiration=None if message.expiration_ms is None else str(message.expiration_ms),
             delivery_mode=2 if message.persistent else 1,
         )

@@ -70,6 +70,8 @@ class OutgoingMessage:
     message_id: str | None = None
     # AMQP `reply_to`: the queue a command's events also go to (contract: waiting clients).
     reply_to: str | None = None
+    # AMQP `user_id`: RabbitMQ refuses a publish whose user_id is not the connection's user.
+    user_id: str | None = None
     # Per-message TTL in milliseconds (AMQP `expiration`); None = no per-message TTL.
     expiration_ms: int | None = None
     persistent: bool = True
@@ -85,6 +87,8 @@ class Delivery(Protocol):
     exchange: str
     message_id: str | None
     reply_to: str | None
+    # The publisher's AMQP `user_id`, checked by RabbitMQ against the user it authenticated.
+    user_id: str | None
     redelivered: bool
     # Times this message was delivered before (quorum queues' `x-delivery-count`), 0 if unknown.
     delivery_count: int

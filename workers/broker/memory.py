@@ -68,6 +68,7 @@ class _Message:
     routing_key: str
     expiration_ms: int | None
     reply_to: str | None = None
+    user_id: str | None = None
     delivery_count: int = 0
     redelivered: bool = False
     deadline: float | None = None  # loop.time() at which it expires while ready in `queue`
@@ -105,6 +106,7 @@ class _MemoryDelivery:
         self.exchange = msg.exchange
         self.message_id = msg.message_id
         self.reply_to = msg.reply_to
+        self.user_id = msg.user_id
         self.redelivered = msg.redelivered
         self.delivery_count = msg.delivery_count
         self.settled = False
@@ -200,6 +202,7 @@ class MemoryBroker:
             routing_key=routing_key,
             expiration_ms=message.expiration_ms,
             reply_to=message.reply_to,
+            user_id=message.user_id,
         )
         self._route(exchange, routing_key, msg)
 
@@ -352,6 +355,7 @@ class MemoryBroker:
             headers=headers,
             message_id=msg.message_id,
             reply_to=msg.reply_to,
+            user_id=msg.user_id,
             exchange=dlx,
             routing_key=key,
             expiration_ms=None,  # RabbitMQ strips `expiration` so it cannot expire again
@@ -424,4 +428,5 @@ def _copy(msg: _Message) -> _Message:
         routing_key=msg.routing_key,
         expiration_ms=msg.expiration_ms,
         reply_to=msg.reply_to,
+        user_id=msg.user_id,
     )

@@ -93,6 +93,12 @@ class ConnectionBase(BaseModel):
         "answer was recorded, a read timeout, 502/504): `fail` answers failed(unknown_outcome) "
         "and never risks a second run; `retry` calls again, for vendors that deduplicate.",
     )
+    allowed_publishers: list[str] | None = Field(
+        default=None,
+        description="AMQP users allowed to send commands on this connection (the message's "
+        "`user_id`, which RabbitMQ checks against the user it authenticated); a command from "
+        "anyone else is failed(rejected). None: anyone who may publish to flowgate.commands.",
+    )
 
     @property
     def trigger_lease(self) -> float:
