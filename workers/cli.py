@@ -894,12 +894,31 @@ def _unreachable(exc: Exception, settings: Settings) -> str | None:
             "vhost does not exist, or this user may not use it (rabbitmqctl list_vhosts, "
             "list_user_permissions)"
         )
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS with RabbitMQ at {where} failed: {exc.reason or exc}; see amqp_ca_file"
+    tls = _tls_cause(exc)
+    if tls is not None:
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            return (
+                f"RabbitMQ at {where} presented a certificate this machine does not trust "
+                f"({tls.verify_message}): set amqp_ca_file (FLOWGATE_AMQP_CA_FILE) to the CA "
+                "that signed it"
+            )
+        return f"TLS with RabbitMQ at {where} failed: {tls.reason or tls}; see amqp_ca_file"
     if isinstance(exc, ConnectionError | OSError):
         return f"cannot reach RabbitMQ at {where}: {exc}. Is it running there?"
     if isinstance(exc, ValueError):
         return str(exc)
+    return None
+
+
+def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a connection failure (aiormq wraps it in its own)."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        if isinstance(found, ssl.SSLError):
+            return found
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
     return None
 
 
