@@ -35,6 +35,7 @@ __all__ = [
     "parse_event",
     "prepare",
     "private_queue",
+    "reply_queue_type",
     "url_user",
 ]
 
@@ -47,8 +48,16 @@ SUBSCRIBER_QUEUE_PREFIX = "flowgate.subscriber."
 
 def url_user(url: str) -> str | None:
     """The user an AMQP URL logs in as; None when the URL names none (EXTERNAL auth)."""
-    user = urlsplit(url).username
+    user = urlsplit(url.split(";", 1)[0]).username  # the first node's: all nodes share users
     return unquote(user) if user else None
+
+
+def reply_queue_type(url: str, chosen: str | None) -> str:
+    """`classic` on one node; `quorum` when the URL names a cluster (several `;`-separated
+    nodes): a classic queue lives on one node, and its events with it when that node dies."""
+    if chosen is not None:
+        return chosen
+    return "quorum" if len([u for u in url.split(";") if u.strip()]) > 1 else "classic"
 
 
 def private_queue(prefix: str, user: str | None) -> str:

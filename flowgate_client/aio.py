@@ -22,7 +22,7 @@ import ssl
 import weakref
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import aio_pika
 import aio_pika.abc
@@ -30,6 +30,7 @@ import aio_pika.exceptions
 import aiormq.exceptions
 
 from contracts.commands import Command
+from flowgate_client import _failover as failover
 from flowgate_client._common import (
     COMMANDS_EXCHANGE,
     DEFAULT_URL,
@@ -47,6 +48,7 @@ from flowgate_client._common import (
     private_queue,
     url_user,
 )
+from flowgate_client._common import reply_queue_type as reply_queue_type_for
 
 __all__ = ["Client", "Handle", "Subscription"]
 
@@ -145,6 +147,7 @@ class Client:
         *,
         source: str = "urn:flowgate:client",
         reply_queue_expires: float = 300.0,
+        reply_queue_type: Literal["classic", "quorum"] | None = None,
         prefetch: int = 512,
         publish_timeout: float = 30.0,
         connection_name: str = "flowgate-client",
@@ -157,6 +160,7 @@ class Client:
         self._user = url_user(url)
         self.reply_queue = private_queue(REPLY_QUEUE_PREFIX, self._user)
         self._expires_ms = int(reply_queue_expires * 1000)
+        self._reply_queue_type = reply_queue_type_for(url, reply_queue_type)
         self._prefetch = prefetch
         self._publish_timeout = publish_timeout
         self._connection_name = connection_name
@@ -185,7 +189,7 @@ class Client:
         options: dict[str, Any] = {"client_properties": {"connection_name": self._connection_name}}
         if self._ssl_context is not None:
             options["ssl_context"] = self._ssl_context
-        connection = await aio_pika.connect_robust(self._url, **options)
+        connection = await failover.connect(self._url, **options)
         try:
             await _check_exchanges(connection)
             channel = await connection.channel(publisher_confirms=True)
@@ -193,7 +197,7 @@ class Client:
             queue = await channel.declare_queue(
                 self.reply_queue,
                 durable=True,
-                arguments={"x-expires": self._expires_ms, "x-queue-type": "classic"},
+                arguments={"x-expires": self._expires_ms, "x-queue-type": self._reply_queue_type},
             )
             await queue.consume(self._on_reply)
             self._commands = await channel.get_exchange(COMMANDS_EXCHANGE, ensure=False)

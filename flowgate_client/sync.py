@@ -26,7 +26,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import kombu.exceptions
 from kombu.connection import Connection
@@ -51,6 +51,7 @@ from flowgate_client._common import (
     private_queue,
     url_user,
 )
+from flowgate_client._common import reply_queue_type as reply_queue_type_for
 
 __all__ = ["DEFAULT_RETRY_POLICY", "Client", "Handle", "Subscription"]
 
@@ -138,6 +139,7 @@ class Client:
         *,
         source: str = "urn:flowgate:client",
         reply_queue_expires: float = 300.0,
+        reply_queue_type: Literal["classic", "quorum"] | None = None,
         retry_policy: Mapping[str, Any] | None = None,
         prefetch: int = 512,
         connect_timeout: float = 10.0,
@@ -166,7 +168,7 @@ class Client:
             auto_delete=False,
             queue_arguments={
                 "x-expires": int(reply_queue_expires * 1000),
-                "x-queue-type": "classic",
+                "x-queue-type": reply_queue_type_for(url, reply_queue_type),
             },
         )
         self._lock = threading.RLock()

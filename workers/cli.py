@@ -60,7 +60,7 @@ _RAW = argparse.RawDescriptionHelpFormatter
 
 
 def _permissions_command(args: argparse.Namespace, settings: Settings) -> str:
-    url = urlsplit(settings.amqp_url.get_secret_value())
+    url = urlsplit(settings.amqp_url.get_secret_value().split(";", 1)[0])
     user = args.user or (unquote(url.username) if url.username else "guest")
     vhost = unquote(url.path[1:]) if len(url.path) > 1 else "/"
     return rabbitmqctl_command(args.permissions, user, vhost)
@@ -763,12 +763,16 @@ _MISSING = object()
 
 
 def _url_shown(url: str) -> str:
-    """A URL's scheme, user, host, port and path: the password, when there is one, is ***."""
-    parts = urlsplit(url)
-    shown = _redacted(url)
-    if parts.password is not None and parts.username:
-        shown = shown.replace(f"{parts.username}@", f"{parts.username}:***@", 1)
-    return shown
+    """A URL's scheme, user, host, port and path: the password, when there is one, is ***
+    (each node's, for a `;`-separated cluster URL)."""
+    shown_nodes = []
+    for node in url.split(";"):
+        parts = urlsplit(node.strip())
+        shown = _redacted(node)
+        if parts.password is not None and parts.username:
+            shown = shown.replace(f"{parts.username}@", f"{parts.username}:***@", 1)
+        shown_nodes.append(shown)
+    return ";".join(shown_nodes)
 
 
 def _env_name(parts: tuple[str, ...]) -> str:
@@ -923,12 +927,16 @@ def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
 
 
 def _redacted(url: str) -> str:
-    """The URL without its password, to name a server in a message."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    user = f"{parts.username}@" if parts.username else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path or '/'}"
+    """The URL without its password, to name a server in a message; every node of a
+    `;`-separated cluster URL."""
+    nodes = []
+    for node in url.split(";"):
+        parts = urlsplit(node.strip())
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+        nodes.append(f"{parts.scheme}://{user}{host}{port}{parts.path or '/'}")
+    return ";".join(nodes)
 
 
 if __name__ == "__main__":
