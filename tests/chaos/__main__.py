@@ -28,6 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--prefetch", type=int, default=None, help="worker/poller prefetch")
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on scripts/cluster's three nodes (started if down), killing nodes instead of "
+        "restarting the broker",
+    )
+    parser.add_argument(
+        "--node-kill-every", type=float, default=30.0, help="mean seconds between node kills"
+    )
     args = parser.parse_args(argv)
     config = ChaosConfig(
         n=args.n,
@@ -40,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
         prefetch=args.prefetch,
         log_dir=args.log_dir,
+        cluster=args.cluster,
+        node_kill_every=args.node_kill_every,
     )
     result = asyncio.run(run_chaos(config))
     if not result.ok or result.wrong_outcome:

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from contracts import COMMAND_TYPES, encode_command
+from tests import cluster
 from tests.chaos.evidence import (
     Collector,
     count_triggers,
@@ -53,6 +54,7 @@ from tests.chaos.model import (
     plan,
 )
 from tests.chaos.procs import (
+    NODE,
     Procs,
     count_in_logs,
     forget_redis,
@@ -64,6 +66,7 @@ from tests.chaos.procs import (
     start_simulators,
     wait_healthy,
 )
+from tests.rabbit_node import kill_node, node_pid
 from workers.broker import AmqpBroker, Binding, OutgoingMessage, Queue, Topology
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, build_topology
 
@@ -158,6 +161,70 @@ async def _chaos(
             next_kill = time.monotonic() + rng.expovariate(1 / cfg.kill_every)
 
 
+NODE_TARGETS = ("connected", "command-leader", "poll-leader")
+
+
+def _live_node() -> str:
+    """A running node of the cluster, for rabbitmqctl."""
+    for n in range(1, cluster.NODES + 1):
+        if node_pid(cluster.node(n)) is not None:
+            return cluster.node(n).name
+    raise RuntimeError("no node of the cluster is running")
+
+
+def _node_to_kill(rule: str, vhost: str, rng: random.Random) -> int:
+    """The cluster node (1..3) `rule` names now: the node a flowgate process is connected to,
+    the leader of a random command queue, or the leader of the poll queue."""
+    ctl = ["rabbitmqctl", "-q", "-n", _live_node()]
+    if rule == "connected":
+        out = subprocess.run(
+            [*ctl, "list_connections", "--no-table-headers", "pid", "vhost"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        # A connection's pid names its node: <flowgate-rabbit-2@localhost.123.456.0>.
+        nodes = [line.split(".")[0].lstrip("<") for line in out.splitlines() if vhost in line]
+    else:
+        out = subprocess.run(
+            [*ctl, "list_queues", "-p", vhost, "--no-table-headers", "name", "leader"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        rows = [line.split() for line in out.splitlines() if len(line.split()) == 2]
+        wanted = "flowgate.poll" if rule == "poll-leader" else "flowgate.cmd."
+        nodes = [leader for name, leader in rows if name.startswith(wanted)]
+    for n in range(1, cluster.NODES + 1):
+        if nodes and rng.choice(nodes) == cluster.node(n).name:
+            return n
+    return rng.randrange(1, cluster.NODES + 1)
+
+
+async def _kill_nodes(
+    cfg: ChaosConfig,
+    rng: random.Random,
+    vhost: str,
+    result: ChaosResult,
+    stop: asyncio.Event,
+    say: Callable[[str], None],
+) -> None:
+    """kill -9 a node of the cluster now and then, by turns the one a process is on, the
+    leader of a command queue and the leader of the poll queue; start it again a few seconds
+    later. One node at a time: two of three keep every quorum queue available."""
+    turn = 0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), rng.expovariate(1 / cfg.node_kill_every))
+        if stop.is_set():
+            return
+        rule = NODE_TARGETS[turn % len(NODE_TARGETS)]
+        turn += 1
+        n = await asyncio.to_thread(_node_to_kill, rule, vhost, rng)
+        say(f"cluster: kill -9 rabbit-{n} ({rule})")
+        await asyncio.to_thread(kill_node, cluster.node(n))
+        result.node_kills[rule] = result.node_kills.get(rule, 0) + 1
+        await asyncio.sleep(rng.uniform(2, 6))
+        await asyncio.to_thread(cluster.start, n)
+        say(f"cluster: rabbit-{n} started again")
+
+
 async def _expire_tokens(
     cfg: ChaosConfig,
     rng: random.Random,
@@ -189,6 +256,10 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
     log_dir.mkdir(parents=True, exist_ok=True)
     result.log_dir = str(log_dir)
     amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    if cfg.cluster:
+        await asyncio.to_thread(cluster.up)
+        NODE[:] = [cluster.node(1).name]
+        amqp_url = cluster.cluster_url(vhost=vhost)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     commands = plan(cfg, rng)
@@ -219,12 +290,18 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
             await broker.consume(EVENTS_QUEUE, collector.on_delivery, prefetch=1000)
             procs.start_all()
             publish_span = cfg.n / cfg.rate if cfg.rate > 0 else 10.0
-            restart_at = rng.uniform(0.3, 0.7) * publish_span if cfg.broker_restart else None
+            restart_at = (
+                rng.uniform(0.3, 0.7) * publish_span
+                if cfg.broker_restart and not cfg.cluster
+                else None
+            )
             rename = (rng.uniform(0.2, 0.8) * publish_span, renamed) if cfg.rename else None
             tasks = [
                 asyncio.create_task(_chaos(cfg, rng, procs, result, stop, restart_at, rename, say)),
                 asyncio.create_task(_expire_tokens(cfg, rng, http, result, stop)),
             ]
+            if cfg.cluster:
+                tasks.append(asyncio.create_task(_kill_nodes(cfg, rng, vhost, result, stop, say)))
             say(
                 f"chaos: vhost={vhost} simulators={base_url} logs={log_dir} n={cfg.n} "
                 f"seed={cfg.seed}"
@@ -294,6 +371,7 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
             sim.kill()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+        NODE.clear()
         with contextlib.suppress(Exception):
             await forget_redis(prefix)
         result.elapsed = time.monotonic() - began

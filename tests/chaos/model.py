@@ -62,6 +62,11 @@ class ChaosConfig:
     pollers: int = 1
     kill_every: float = 3.0  # mean seconds between SIGKILLs (exponential)
     broker_restart: bool = True
+    # On scripts/cluster's three nodes; instead of one broker restart, kill -9 a node every
+    # `node_kill_every` s on average (the one a process is on, the leader of a command queue,
+    # the leader of the poll queue, in turn) and start it again.
+    cluster: bool = False
+    node_kill_every: float = 30.0
     timeout: float = 600.0  # seconds to wait for every terminal event once publishing ended
     rate: float = 100.0  # commands per second published (0: as fast as confirms allow)
     concurrency: int = 50  # publishes in flight
@@ -109,6 +114,7 @@ class ChaosResult:
     duplicate_events: int = 0
     kills: int = 0
     broker_restarts: int = 0
+    node_kills: dict[str, int] = field(default_factory=dict)
     renames: int = 0
     token_expiries: int = 0
     queues_left: dict[str, int] = field(default_factory=dict)
@@ -133,6 +139,10 @@ class ChaosResult:
         kinds = ",".join(f"{k}:{v}" for k, v in sorted(self.terminal_kinds.items()))
         dead = ",".join(f"{k}:{v}" for k, v in sorted(self.dead_letter_kinds.items()))
         left = sum(self.queues_left.values())
+        node_kills = ""
+        if self.node_kills:
+            kills = ",".join(f"{k}:{v}" for k, v in sorted(self.node_kills.items()))
+            node_kills = f"node_kills={kills} "
         return (
             f"chaos: published={self.published} terminal={self.terminal} lost={len(self.lost)} "
             f"duplicate_triggers={len(self.duplicate_triggers)} "
@@ -141,6 +151,7 @@ class ChaosResult:
             f"unexpected_events={self.unexpected_events} "
             f"duplicate_events={self.duplicate_events} kills={self.kills} "
             f"broker_restarts={self.broker_restarts} renames={self.renames} "
+            f"{node_kills}"
             f"token_expiries={self.token_expiries} "
             f"queues_left={left} elapsed={self.elapsed:.0f}s "
             f"terminal_kinds={kinds or '-'} dead_letter_kinds={dead or '-'} "

@@ -22,9 +22,18 @@ from workers.commands import COMMANDS
 # --- the pieces --------------------------------------------------------------------------
 
 
+# The node rabbitmqctl talks to: the shared one, or a node of scripts/cluster in cluster mode.
+NODE: list[str] = []
+
+
 def rabbitmqctl(*args: str, timeout: float = 120) -> str:
+    node = ["-n", NODE[0]] if NODE else []
     return subprocess.run(
-        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=timeout
+        ["rabbitmqctl", "-q", *node, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     ).stdout
 
 
@@ -71,7 +80,13 @@ class Procs:
         argv = [PYTHON, "-m", "workers.cli", role]
         if self.cfg.prefetch:
             argv += ["--prefetch", str(self.cfg.prefetch)]
-        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log, cwd=ROOT)
+        env = self.env
+        nodes = env["FLOWGATE_AMQP_URL"].split(";")
+        if len(nodes) > 1:
+            # Each process starts on another node of the cluster, as on several hosts.
+            turn = index % len(nodes)
+            env = {**env, "FLOWGATE_AMQP_URL": ";".join(nodes[turn:] + nodes[:turn])}
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=ROOT)
         log.close()
         self.slots[index] = (role, proc)
 

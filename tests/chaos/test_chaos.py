@@ -1,4 +1,5 @@
-"""The CI variant of the chaos run (N=2000): `pytest -m chaos` (see tests/chaos/conftest.py)."""
+"""The CI variants of the chaos run (N=2000 on the shared node; N=1000 on a three-node cluster):
+`pytest -m chaos` (see tests/chaos/conftest.py)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,30 @@ async def test_chaos_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert not result.wrong_outcome, result.details()
     assert result.published == config.n
     assert result.unexpected_events == 0
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(900)
+async def test_chaos_cluster_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    """On scripts/cluster's three nodes, a node killed (-9) every ~10 s: the one a process is
+    on, a command queue's leader, the poll queue's leader, by turns."""
+    from tests import cluster
+
+    config = ChaosConfig(
+        n=int(os.environ.get("FLOWGATE_CHAOS_CLUSTER_N", "1000")),
+        seed=int(os.environ.get("FLOWGATE_CHAOS_SEED", "1")),
+        rate=25.0,
+        timeout=300.0,
+        cluster=True,
+        node_kill_every=10.0,
+    )
+    try:
+        result = await run_chaos(config)
+    finally:
+        cluster.down()
+    with capsys.disabled():
+        print(f"\n{result.summary()}")
+    assert result.ok, f"{result.summary()}\n{result.details()}"
+    assert not result.wrong_outcome, result.details()
+    assert result.published == config.n
+    assert sum(result.node_kills.values()) >= 3
