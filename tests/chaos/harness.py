@@ -225,6 +225,46 @@ async def _kill_nodes(
         say(f"cluster: rabbit-{n} started again")
 
 
+def _proc_figures(pid: int) -> tuple[float, int] | None:
+    """A process's resident memory (MB) and open file descriptors; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    except OSError:
+        return None
+    rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return rss_kb / 1024, fds
+
+
+async def _sample(
+    cfg: ChaosConfig, procs: Procs, vhost: str, result: ChaosResult, stop: asyncio.Event
+) -> None:
+    """Every `cfg.sample_every` s: each process's RSS and descriptors, Redis's used memory and
+    every queue's depth, as one row of `result.samples`."""
+    import redis.asyncio as redis
+
+    assert cfg.sample_every is not None
+    began = time.monotonic()
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        while not stop.is_set():
+            row: dict[str, float] = {"t": time.monotonic() - began}
+            for index, (role, proc) in enumerate(procs.slots):
+                figures = None if proc is None else _proc_figures(proc.pid)
+                if figures is not None:
+                    row[f"rss_mb.{role}-{index}"], row[f"fds.{role}-{index}"] = figures
+            memory = await client.info("memory")
+            row["redis_used_mb"] = int(memory["used_memory"]) / 2**20
+            with contextlib.suppress(subprocess.SubprocessError):
+                depths = await asyncio.to_thread(queue_depths, vhost)
+                row["queued"] = sum(n for q, n in depths.items() if is_work_queue(q))
+            result.samples.append(row)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), cfg.sample_every)
+    finally:
+        await client.aclose()
+
+
 async def _expire_tokens(
     cfg: ChaosConfig,
     rng: random.Random,
@@ -302,6 +342,8 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
             ]
             if cfg.cluster:
                 tasks.append(asyncio.create_task(_kill_nodes(cfg, rng, vhost, result, stop, say)))
+            if cfg.sample_every is not None:
+                tasks.append(asyncio.create_task(_sample(cfg, procs, vhost, result, stop)))
             say(
                 f"chaos: vhost={vhost} simulators={base_url} logs={log_dir} n={cfg.n} "
                 f"seed={cfg.seed}"

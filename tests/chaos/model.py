@@ -92,6 +92,9 @@ class ChaosConfig:
     drain_timeout: float = 120.0
     log_dir: Path | None = None
     progress: Callable[[str], None] | None = None
+    # Seconds between samples of every process's memory and file descriptors, Redis's memory
+    # and the queue depths (the soak, scripts/soak); None: no sampling.
+    sample_every: float | None = None
 
 
 @dataclass
@@ -124,6 +127,7 @@ class ChaosResult:
     rate_limit: int = 0
     elapsed: float = 0.0
     log_dir: str = ""
+    samples: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
