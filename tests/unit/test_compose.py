@@ -353,6 +353,8 @@ def test_a_name_the_walk_accepts_is_one_pydantic_settings_reads() -> None:
 def _addresses(value: Any, where: str) -> Iterator[tuple[str, str]]:
     """(setting, host) for every URL anywhere in the settings."""
     if isinstance(value, BaseModel):
+        if getattr(value, "enabled", True) is False:
+            return  # a switched-off part (tracing) connects nowhere
         for name in type(value).model_fields:
             yield from _addresses(getattr(value, name), f"{where}.{name}" if where else name)
     elif isinstance(value, dict):
@@ -525,3 +527,135 @@ async def test_the_healthcheck_command_follows_readiness(ready: bool) -> None:
     finally:
         await server.stop()
     assert (code == 0) is ready
+
+
+# -- (e) Prometheus scrapes every process that serves /metrics -----------------------------
+
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+PROMETHEUS_TEXT = (COMPOSE.parent / "deploy" / "prometheus.yml").read_text()
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A service's bind mounts: target -> source (short `src:dst[:mode]` or long syntax)."""
+    found = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, str):
+            source, _, rest = volume.partition(":")
+            found[rest.split(":")[0]] = source
+        else:
+            found[str(volume.get("target"))] = str(volume.get("source"))
+    return found
+
+
+def _scrape_targets(config: Doc) -> dict[str, list[tuple[str, Any, str]]]:
+    """host -> (job, port, metrics path) for every target of every job."""
+    targets: dict[str, list[tuple[str, Any, str]]] = {}
+    for job in config.get("scrape_configs") or []:
+        name, path = job.get("job_name", "?"), job.get("metrics_path", "/metrics")
+        for sd in job.get("dns_sd_configs") or []:
+            for host in sd.get("names") or []:
+                targets.setdefault(host, []).append((name, sd.get("port"), path))
+        for static in job.get("static_configs") or []:
+            for target in static.get("targets") or []:
+                host, _, port = str(target).rpartition(":")
+                targets.setdefault(host, []).append((name, int(port), path))
+    return targets
+
+
+def scrape_problems(doc: Doc, config_text: str = PROMETHEUS_TEXT) -> list[str]:
+    problems = []
+    services = doc.get("services", {})
+    runs = [n for n, s in services.items() if PROMETHEUS_CONFIG in _mounts(s)]
+    if [_mounts(services[n])[PROMETHEUS_CONFIG] for n in runs] != ["./deploy/prometheus.yml"]:
+        problems.append("no one service runs Prometheus on ./deploy/prometheus.yml")
+    config = yaml.safe_load(config_text)
+    jobs = [job.get("job_name") for job in config.get("scrape_configs") or []]
+    if len(jobs) != len(set(jobs)):
+        problems.append(f"job names repeat: {jobs}")
+    targets = _scrape_targets(config)
+    ours = flowgate_services(doc)
+    for host in sorted(set(targets) - set(ours)):
+        problems.append(f"{host}: scraped, but not a flowgate service of compose.yaml")
+    for name, args in ours.items():
+        try:
+            settings = service_settings(environment(services[name]))
+        except Exception:
+            continue  # environment_problems reports it
+        port = settings.health_port if args[:1] and args[0] in LONG_LIVED else None
+        if port is not None and name not in targets:
+            problems.append(f"{name}: serves /metrics on {port} but no job scrapes it")
+        for job, scraped, path in targets.get(name, []):
+            if port is None:
+                problems.append(f"{job}: scrapes {name}, which serves no health port")
+            elif scraped != port:
+                problems.append(
+                    f"{job}: scrapes {name} on port {scraped}, its health port is {port}"
+                )
+            if path != "/metrics":
+                problems.append(f"{job}: scrapes {path}, not /metrics")
+    return problems
+
+
+def test_prometheus_scrapes_every_process_with_a_health_port() -> None:
+    doc = load()
+    assert set(_scrape_targets(yaml.safe_load(PROMETHEUS_TEXT))) == {"worker", "poller"}
+    assert scrape_problems(doc) == []
+
+
+def _prometheus(old: str, new: str) -> str:
+    assert old in PROMETHEUS_TEXT, f"deploy/prometheus.yml no longer has {old!r}"
+    return PROMETHEUS_TEXT.replace(old, new)
+
+
+_POLLER_JOB = PROMETHEUS_TEXT[PROMETHEUS_TEXT.index("  - job_name: flowgate-poller") :]
+
+SCRAPE_MUTATIONS: list[tuple[Callable[[], tuple[Doc, str]], str]] = [
+    (
+        lambda: (load(), _prometheus(_POLLER_JOB, "")),
+        "poller: serves /metrics on 8081 but no job scrapes it",
+    ),
+    (
+        lambda: (load(), _prometheus("names: [worker]", "names: [workers]")),
+        "workers: scraped, but not a flowgate service",
+    ),
+    (
+        lambda: (load(), _prometheus("names: [poller]", "names: [poller, scheduler]")),
+        "flowgate-poller: scrapes scheduler, which serves no health port",
+    ),
+    (
+        lambda: (load(), _prometheus("port: 8081", "port: 9100")),
+        "flowgate-worker: scrapes worker on port 9100, its health port is 8081",
+    ),
+    (
+        lambda: (load(), _prometheus("metrics_path: /metrics", "metrics_path: /metric")),
+        "flowgate-worker: scrapes /metric, not /metrics",
+    ),
+    (
+        lambda: (load(), _prometheus("job_name: flowgate-poller", "job_name: flowgate-worker")),
+        "job names repeat",
+    ),
+    (
+        lambda: (
+            mutated('FLOWGATE_HEALTH_PORT: "8081"', 'FLOWGATE_HEALTH_PORT: "8082"'),
+            PROMETHEUS_TEXT,
+        ),
+        "flowgate-poller: scrapes poller on port 8081, its health port is 8082",
+    ),
+    (
+        lambda: (_drop(load(), "prometheus", "volumes"), PROMETHEUS_TEXT),
+        "no one service runs Prometheus",
+    ),
+    (
+        lambda: (mutated("./deploy/prometheus.yml:", "./prometheus.yml:"), PROMETHEUS_TEXT),
+        "no one service runs Prometheus",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"), SCRAPE_MUTATIONS, ids=[p for _, p in SCRAPE_MUTATIONS]
+)
+def test_scrape_check_catches(make: Callable[[], tuple[Doc, str]], problem: str) -> None:
+    doc, config = make()
+    problems = scrape_problems(doc, config)
+    assert problems and any(problem in p for p in problems), problems
