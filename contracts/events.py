@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 __all__ = ["TERMINAL_KINDS", "ErrorInfo", "ErrorKind", "EventData", "EventKind"]
 
@@ -58,3 +58,18 @@ class EventData(BaseModel):
     status: str | None = Field(default=None, description="The vendor's own status text.")
     result: dict[str, Any] = Field(default_factory=dict)
     error: ErrorInfo | None = None
+    stuck: bool | None = Field(
+        default=None,
+        description="On `progress` only: true when the run's status has not changed for longer "
+        "than its connection's `poll.stuck_after` (once per such period); false on the first "
+        "change after that. Left out of the event otherwise.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unset_stuck(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Absent rather than null: events without it read exactly as before it existed, so a
+        # consumer on an older model (extra fields forbidden) still reads every one of them.
+        data: dict[str, Any] = handler(self)
+        if data.get("stuck", True) is None:
+            del data["stuck"]
+        return data

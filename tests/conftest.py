@@ -24,6 +24,7 @@ from workers.app import Flowgate
 from workers.broker import AmqpBroker, Binding, Delivery, OutgoingMessage, Queue, Topology
 from workers.broker.base import Broker
 from workers.commands import COMMANDS
+from workers.idempotency import IdempotencyStore
 from workers.settings import Settings
 from workers.simulators import RunningSimulators, SimulatorConfig, Simulators, serve
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
@@ -175,11 +176,16 @@ async def collect_events(broker: Broker) -> Events:
 
 @asynccontextmanager
 async def running_system(
-    settings: Settings, sims: Simulators, *, purge: bool = True
+    settings: Settings,
+    sims: Simulators,
+    *,
+    purge: bool = True,
+    store: IdempotencyStore | None = None,
 ) -> AsyncIterator[System]:
-    """flowgate's worker and poller in this process, on RabbitMQ, plus an event collector."""
+    """flowgate's worker and poller in this process, on RabbitMQ, plus an event collector;
+    `store` replaces the one the settings make (to count its calls, say)."""
     broker = AmqpBroker(settings.amqp_url.get_secret_value())
-    app = Flowgate(settings, broker)
+    app = Flowgate(settings, broker, store=store)
     await app.connect()
     if purge:
         await _purge_all(broker)

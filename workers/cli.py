@@ -8,6 +8,7 @@ flowgate declare     declare exchanges and queues on RabbitMQ
 flowgate send        send one command (alias: publish); --wait follows it to its end
 flowgate events      tail the events
 flowgate config      check the settings
+flowgate runs        the runs in flight, the stuck ones, one run's history
 flowgate scheduler   send commands on a schedule (cron, per time zone), on Celery beat
 """
 
@@ -362,6 +363,9 @@ def _parser() -> argparse.ArgumentParser:
     from workers import dlq
 
     dlq.add_parser(sub, parents=[common])
+    from workers import runs
+
+    runs.add_parser(sub, parents=[common])
     return parser
 
 
@@ -461,6 +465,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from workers import dlq
 
         return await dlq.run(args, settings)
+    if args.command == "runs":
+        from workers import runs
+
+        return await runs.run(args, settings)
     if args.command == "send":
         return await _send(args, settings)
     if args.command == "events":
@@ -475,20 +483,29 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print("flowgate declare: topology declared")
         return 0
     if args.command in ("worker", "poller"):
+        from workers import metrics, tracing
         from workers.health import HealthServer
 
         health = None
         if settings.health_port is not None:
             health = HealthServer(
-                host=settings.health_host, port=settings.health_port, ready=app.ready
+                host=settings.health_host,
+                port=settings.health_port,
+                ready=app.ready,
+                metrics=metrics.current().render,
             )
         types = parse_command_types(args.commands) if args.command == "worker" else []
+        stop_tracing = tracing.configure(settings.tracing, args.command)
 
         async def start() -> None:
             if health is not None:
                 # First: /healthz answers while the process connects, /readyz says not yet.
                 await health.start()
-                log.info("health: http://%s:%d/readyz", settings.health_host, health.port)
+                log.info(
+                    "health: http://%s:%d/readyz, metrics: /metrics",
+                    settings.health_host,
+                    health.port,
+                )
             if args.command == "worker":
                 await app.start_worker(types)
             else:
@@ -498,6 +515,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             await app.stop()
             if health is not None:
                 await health.stop()
+            if stop_tracing is not None:
+                # Flushes the last spans: a blocking export, so off the loop.
+                await asyncio.to_thread(stop_tracing)
 
         await _serve_until_signalled(start, stop)
         return 0
@@ -834,20 +854,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"flowgate: bad settings: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    # The one place logging is set up (workers/logs.py): JSON lines or text, third-party
+    # loggers at WARNING unless DEBUG; a one-shot command says what went wrong in one line of
+    # its own, so the AMQP client's reconnect chatter is silenced there.
+    from workers import logs
+
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        quiet_amqp=args.command not in ("worker", "poller", "demo"),
     )
-    # httpx logs every request at INFO, URLs included: too loud for a worker, and URLs may
-    # carry identifiers users consider sensitive.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if settings.log_level.upper() != "DEBUG":
-        # The AMQP client's own chatter (a line per reconnect try) unless asked for. A
-        # one-shot command says what went wrong in one line of its own instead.
-        serving = args.command in ("worker", "poller", "demo")
-        for chatty in ("aio_pika", "aiormq"):
-            logging.getLogger(chatty).setLevel(logging.WARNING if serving else logging.CRITICAL)
     if args.command == "send":
         try:
             args.built = _command_data(args)

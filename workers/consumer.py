@@ -25,9 +25,12 @@ from contracts import (
     InputLimits,
     decode_command,
 )
+from workers import logs, tracing
 from workers.broker.base import Delivery
 from workers.dead_letters import DeadLetter
 from workers.errors import FlowgateError, Refused, UnknownOutcome, VendorUnavailable
+from workers.idempotency import RunState
+from workers.metrics import current as current_metrics
 from workers.outcome import Done, Fail, Later, Settlement
 from workers.poller.request import PollRequest, send_poll
 from workers.publisher import ATTEMPT_HEADER, Context
@@ -78,6 +81,14 @@ class CommandWorker:
         )
         context = _context(envelope, delivery)
         work.answer = Answer(envelope.id, envelope.type, envelope.connection or "default", context)
+        work.trace(f"consume {envelope.type}", envelope.traceparent, envelope.tracestate)
+        log.info(
+            "consumed %s %s (attempt %d)",
+            envelope.type,
+            envelope.id,
+            work.attempt,
+            extra=logs.fields(event="consumed"),
+        )
         name, connection = self._registry.resolve(envelope.type, envelope.connection)
         work.learnt(connection=name)
         work.policy = connection.retry
@@ -106,15 +117,20 @@ class CommandWorker:
                 error=error,
             )
             await self._outcomes.finish(kind, data, context)
+            work.outcome = kind.value
             return Done()
         work.doing = "handing the run to the poller"
-        # Recorded before anything is published: from here on, a redelivery resumes.
-        await self._store.record_trigger(
-            envelope.id, vendor_ref, run={"command_type": envelope.type, "connection": name}
-        )
         await self._follow(
-            envelope, name, connection, vendor_ref, triggered.status, triggered.starts_at, context
+            envelope,
+            name,
+            connection,
+            vendor_ref,
+            triggered.status,
+            triggered.starts_at,
+            context,
+            record=True,
         )
+        work.outcome = "accepted"
         return Done()
 
     async def _resume(
@@ -131,6 +147,7 @@ class CommandWorker:
         if claim.state == "finished":
             assert claim.outcome is not None
             await self._outcomes.republish(claim.outcome, context)
+            work.outcome = "repeated"
             return Done()
         if claim.state == "triggered":
             assert claim.vendor_ref is not None
@@ -139,10 +156,11 @@ class CommandWorker:
             await self._follow(
                 envelope, name, connection, claim.vendor_ref, None, None, context, resumed=True
             )
+            work.outcome = "accepted"
             return Done()
         if claim.state == "busy":
             # Another process is calling the vendor for this id right now: look again later.
-            return Later(claim.lease_left + 0.5)
+            return Later(claim.lease_left + 0.5, reason="claim_busy")
         if claim.state == "unknown":
             if connection.unknown_outcome == "fail":
                 raise UnknownOutcome(
@@ -217,6 +235,7 @@ class CommandWorker:
         letter = DeadLetter.from_delivery(delivery)
         if not letter.by_rabbitmq:
             return Done()
+        current_metrics().dead_letter(_rabbitmq_reason(letter.error_kind), source="rabbitmq")
         if letter.command_id is None:
             log.error(
                 "RabbitMQ dead-lettered a message of %s with no readable command id (%s): "
@@ -305,10 +324,12 @@ class CommandWorker:
         context: Context,
         *,
         resumed: bool = False,
+        record: bool = False,
     ) -> None:
         """Publish `accepted` and the first poll request, together. A run the vendor starts
         later is first looked at `first_delay` after its start, and may last `max_duration`
-        from then; the command's own deadline still bounds it."""
+        from then; the command's own deadline still bounds it. With `record` (a trigger just
+        answered), the trigger and the run's first state are recorded first."""
         accepted = EventData(
             command_id=envelope.id,
             command_type=envelope.type,
@@ -321,6 +342,8 @@ class CommandWorker:
         deadline = begins + connection.poll.max_duration
         if envelope.deadline is not None:
             deadline = min(deadline, envelope.deadline.timestamp())
+        # Tracing on: the run's polls continue the consume span's trace.
+        traceparent, tracestate = tracing.carried(envelope.traceparent, envelope.tracestate)
         request = PollRequest(
             command_id=envelope.id,
             command_type=envelope.type,
@@ -330,12 +353,28 @@ class CommandWorker:
             deadline=deadline,
             due_at=min(begins + connection.poll.first_delay, max(now, deadline)),
             status=status,
-            traceparent=envelope.traceparent,
-            tracestate=envelope.tracestate,
+            traceparent=traceparent,
+            tracestate=tracestate,
             replayof=envelope.replayof,
             reply_to=context.reply_to,
             resumed=resumed,
         )
+        if record:
+            # Recorded before anything is published: from here on, a redelivery resumes.
+            poll = connection.poll
+            state = RunState(
+                status=status,
+                since=now,
+                next_poll_at=request.due_at,
+                deadline=deadline,
+                schedule=(poll.first_delay, poll.factor, poll.max_delay),
+            )
+            await self._store.record_trigger(
+                envelope.id,
+                vendor_ref,
+                run={"command_type": envelope.type, "connection": name},
+                state=state,
+            )
         await asyncio.gather(
             self._publisher.event(EventKind.ACCEPTED, accepted, context=context),
             send_poll(self._publisher, request, hold=self._poll_hold),
@@ -353,6 +392,14 @@ def _check_publisher(connection: ConnectionBase, name: str, user_id: str | None)
         f"{who} is not allowed on connection {name!r}: its allowed_publishers are "
         f"{', '.join(allowed) or 'none'}"
     )
+
+
+# RabbitMQ's dead-letter reasons; anything else is one label, not a new series.
+_RABBITMQ_REASONS = frozenset({"delivery_limit", "rejected", "expired", "maxlen"})
+
+
+def _rabbitmq_reason(reason: str) -> str:
+    return reason if reason in _RABBITMQ_REASONS else "other"
 
 
 def _given_up_poll(work: Work, letter: DeadLetter, why: str) -> Settlement:

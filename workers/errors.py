@@ -89,7 +89,9 @@ class VendorUnavailable(VendorError):
     `retry_after` is the vendor's `Retry-After` in seconds when it sent one. `maybe_sent` is
     true when the vendor may have acted on the request anyway (a read timeout, a dropped
     connection after sending, 502/504): for a trigger that must never run twice, that is an
-    unknown outcome, not a safe retry.
+    unknown outcome, not a safe retry. `cause` names the condition in a word, for the retry
+    metric and log line: `http_<status>`, or what `workers.vendors._http.call` saw
+    (`connect_error`, `timeout`, `transport_error`).
     """
 
     kind = "exhausted"
@@ -103,10 +105,12 @@ class VendorUnavailable(VendorError):
         status: str | None = None,
         retry_after: float | None = None,
         maybe_sent: bool = False,
+        cause: str | None = None,
     ) -> None:
         super().__init__(message, http_status=http_status, vendor_code=vendor_code, status=status)
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent
+        self.cause = cause or (f"http_{http_status}" if http_status else "unavailable")
 
 
 class Refused(FlowgateError):

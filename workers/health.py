@@ -1,15 +1,17 @@
 """Liveness and readiness over HTTP, for container health checks and orchestrators.
 
 A worker or poller talks AMQP and Redis, not HTTP, so nothing outside the process can tell
-whether it is alive, or connected and consuming. `HealthServer` answers two requests on its
-own small port:
+whether it is alive, or connected and consuming. `HealthServer` answers on its own small port:
 
     GET /healthz   200 "ok" while the event loop runs (it answers at all)
     GET /readyz    200 and a JSON body when the readiness callback says ready, else 503 and
                    the same JSON body saying what is not ready
+    GET /metrics   the Prometheus exposition, when given a `metrics` callback (the body and
+                   its content type, `workers.metrics.Metrics.render`)
 
-It sits on asyncio streams rather than an HTTP framework: it serves two fixed answers, so it
-adds no dependency and costs nothing per message. Anything else is answered 400, 404, 405, 408
+It sits on asyncio streams rather than an HTTP framework: it serves three fixed answers, so
+it adds no dependency (the exposition is rendered by the caller's callback) and costs nothing
+per message. Anything else is answered 400, 404, 405, 408
 or 431; the request head is bounded in size and in time, the readiness callback in time, and
 open connections in number (beyond it, 503). Every answer closes the connection.
 
@@ -35,6 +37,9 @@ log = logging.getLogger("flowgate.health")
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, object]]]]
 """Says whether the process is ready, and a small JSON-able mapping of what it checked."""
 
+Exposition = Callable[[], tuple[bytes, str]]
+"""The metrics page: its body and its content type."""
+
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -45,6 +50,7 @@ _REASONS = {
     503: "Service Unavailable",
 }
 _PATHS = ("/healthz", "/readyz")
+_METRICS = "/metrics"
 
 
 class HealthServer:
@@ -56,6 +62,7 @@ class HealthServer:
         host: str,
         port: int,
         ready: Readiness,
+        metrics: Exposition | None = None,
         read_timeout: float = 5.0,
         ready_timeout: float = 5.0,
         max_request_bytes: int = 8192,
@@ -64,6 +71,7 @@ class HealthServer:
         self._host = host
         self._requested_port = port
         self._ready = ready
+        self._metrics = metrics
         self._read_timeout = read_timeout
         self._ready_timeout = ready_timeout
         self._max_request_bytes = max_request_bytes
@@ -154,8 +162,9 @@ class HealthServer:
             return
         method = parts[0].decode("ascii", "replace")
         path = urlsplit(parts[1].decode("ascii", "replace")).path
-        if path not in _PATHS:
-            await self._answer(writer, 404, {"error": "not found; try /healthz or /readyz"})
+        served = (*_PATHS, _METRICS) if self._metrics is not None else _PATHS
+        if path not in served:
+            await self._answer(writer, 404, {"error": f"not found; try {', '.join(served)}"})
             return
         if method not in ("GET", "HEAD"):
             await self._answer(writer, 405, {"error": "only GET and HEAD"}, allow="GET, HEAD")
@@ -163,6 +172,11 @@ class HealthServer:
         head_only = method == "HEAD"
         if path == "/healthz":
             await self._answer(writer, 200, "ok\n", head_only=head_only)
+            return
+        if path == _METRICS and self._metrics is not None:
+            # Rendered here, in the loop: a few hundred series take well under a millisecond.
+            payload, content_type = self._metrics()
+            await self._answer(writer, 200, payload, head_only=head_only, content_type=content_type)
             return
         ready, body = await self._readiness()
         await self._answer(writer, 200 if ready else 503, body, head_only=head_only)
@@ -183,12 +197,15 @@ class HealthServer:
         self,
         writer: asyncio.StreamWriter,
         status: int,
-        body: str | dict[str, object],
+        body: str | bytes | dict[str, object],
         *,
         head_only: bool = False,
         allow: str | None = None,
+        content_type: str | None = None,
     ) -> None:
-        if isinstance(body, str):
+        if isinstance(body, bytes):
+            payload, content_type = body, content_type or "application/octet-stream"
+        elif isinstance(body, str):
             payload, content_type = body.encode(), "text/plain; charset=utf-8"
         else:
             payload = (json.dumps(body, default=str, sort_keys=True) + "\n").encode()

@@ -11,6 +11,12 @@ reference once the trigger answered, and the terminal outcome once there is one.
 - the first terminal outcome recorded wins, so two poll chains for one run (after a redelivery)
   can never publish two different terminal events.
 
+It also keeps every followed run's view for operators (`flowgate runs`): an index of the runs
+in flight, where each stands (`RunState`) and its last `HISTORY` events. The trigger enters a
+run in the index and its outcome takes it out, inside the calls that record them; the poller
+records a run's state only when something changed (`record_status`), never per unchanged
+status call, so following a run costs one store call per change and nothing per poll.
+
 `RedisStore` (default) is shared by every process; `MemoryStore` serves the embedded mode.
 Entries expire after the configured retention.
 """
@@ -21,18 +27,28 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from time import time as _epoch  # the runs' view's clock; expiry runs on time.monotonic
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "HISTORY",
     "Claim",
     "IdempotencyStore",
     "MemoryStore",
     "Record",
     "RedisStore",
+    "RunEvent",
+    "RunState",
+    "RunView",
     "StoreUnavailable",
 ]
+
+# Events kept per run (the oldest go first): enough to see how a run went, bounded however
+# long it runs.
+HISTORY = 50
 
 
 class StoreUnavailable(Exception):
@@ -64,6 +80,88 @@ class Record:
     outcome: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class RunState:
+    """Where a followed run stands as of its last change. Recorded at the trigger and then only
+    when the vendor's status changes or the run is announced stuck, so `polls` and
+    `next_poll_at` are as of that change; `schedule` (the connection's poll `first_delay`,
+    `factor`, `max_delay`) lets a reader project them to now (`flowgate runs`)."""
+
+    status: str | None
+    since: float  # epoch seconds the status last changed; the trigger, at first
+    next_poll_at: float | None = None  # the status call scheduled at that change
+    polls: int = 0  # status calls made by then
+    stuck: bool = False  # announced stuck, and the status has not changed since
+    deadline: float | None = None
+    schedule: tuple[float, float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "since": self.since,
+            "next_poll_at": self.next_poll_at,
+            "polls": self.polls,
+            "stuck": self.stuck,
+            "deadline": self.deadline,
+            "schedule": None if self.schedule is None else list(self.schedule),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RunState:
+        schedule = raw.get("schedule")
+        return cls(
+            status=raw.get("status"),
+            since=float(raw["since"]),
+            next_poll_at=raw.get("next_poll_at"),
+            polls=int(raw.get("polls", 0)),
+            stuck=bool(raw.get("stuck", False)),
+            deadline=raw.get("deadline"),
+            schedule=None if schedule is None else (schedule[0], schedule[1], schedule[2]),
+        )
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One entry of a run's history: an event flowgate published about it."""
+
+    kind: str  # accepted, progress, succeeded, failed, cancelled
+    status: str | None
+    at: float  # epoch seconds
+    stuck: bool | None = None  # a progress event's `stuck`, when it had one
+
+    def to_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"kind": self.kind, "status": self.status, "at": self.at}
+        if self.stuck is not None:
+            raw["stuck"] = self.stuck
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RunEvent:
+        return cls(raw["kind"], raw.get("status"), float(raw["at"]), raw.get("stuck"))
+
+    @classmethod
+    def terminal(cls, outcome: Mapping[str, Any], at: float) -> RunEvent:
+        """The history entry of a recorded outcome (`{"kind", "data": EventData}`)."""
+        data = outcome.get("data")
+        status = data.get("status") if isinstance(data, Mapping) else None
+        return cls(str(outcome.get("kind", "?")), status, at)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A followed run as `flowgate runs` shows it. `outcome` is the terminal event's kind once
+    there is one; `history` (oldest first, at most `HISTORY`) is filled by `run()` only."""
+
+    command_id: str
+    command_type: str | None
+    connection: str | None
+    vendor_ref: dict[str, str]
+    triggered_at: float
+    state: RunState
+    outcome: str | None = None
+    history: tuple[RunEvent, ...] = ()
+
+
 class IdempotencyStore(Protocol):
     async def claim(
         self, command_id: str, *, owner: str, lease: float, force: bool = False
@@ -73,15 +171,42 @@ class IdempotencyStore(Protocol):
         """Drop our claim: the trigger certainly did not happen (refused, never sent)."""
 
     async def record_trigger(
-        self, command_id: str, vendor_ref: dict[str, str], *, run: dict[str, str] | None = None
+        self,
+        command_id: str,
+        vendor_ref: dict[str, str],
+        *,
+        run: dict[str, str] | None = None,
+        state: RunState | None = None,
     ) -> None:
-        """The trigger happened: its vendor reference, and (`run`) what the run is."""
+        """The trigger happened: its vendor reference, and (`run`) what the run is. The run
+        enters the index of runs in flight with `state` (default: no status, now) and an
+        `accepted` entry in its history, in the same call."""
+
+    async def record_status(self, command_id: str, state: RunState, *, event: RunEvent) -> None:
+        """A followed run changed (a new status, or announced stuck): its new state and the
+        event published about it. Ignored once the run has an outcome, or when nothing of it
+        is recorded (never triggered, or expired)."""
+
+    async def runs(
+        self,
+        *,
+        command_type: str | None = None,
+        connection: str | None = None,
+        stuck: bool | None = None,
+    ) -> list[RunView]:
+        """The runs in flight, oldest trigger first, without their history; each filter
+        narrows the list when given."""
+
+    async def run(self, command_id: str) -> RunView | None:
+        """One followed run, in flight or finished, with its history; None when there is no
+        such run (never followed, or expired)."""
 
     async def lookup(self, command_id: str) -> Record | None:
         """What is known of `command_id`; None when nothing (never seen, or expired)."""
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
-        """Record the terminal outcome unless one exists; return the one that stands."""
+        """Record the terminal outcome unless one exists; return the one that stands. A run
+        leaves the index of runs in flight, and the first outcome joins its history."""
 
     async def outcome(self, command_id: str) -> dict[str, Any] | None: ...
 
@@ -103,6 +228,9 @@ class _Entry:
     vendor_ref: dict[str, str] | None = None
     outcome: dict[str, Any] | None = None
     run: dict[str, str] | None = None
+    triggered_at: float = 0.0
+    state: RunState | None = None
+    history: deque[RunEvent] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
 
 class MemoryStore:
@@ -111,6 +239,7 @@ class MemoryStore:
     def __init__(self, *, retention: float = 7 * 86400.0) -> None:
         self._retention = retention
         self._entries: dict[str, _Entry] = {}
+        self._in_flight: set[str] = set()
 
     def _entry(self, command_id: str) -> _Entry | None:
         entry = self._entries.get(command_id)
@@ -144,13 +273,67 @@ class MemoryStore:
             entry.claimed, entry.owner, entry.lease_until = False, None, 0.0
 
     async def record_trigger(
-        self, command_id: str, vendor_ref: dict[str, str], *, run: dict[str, str] | None = None
+        self,
+        command_id: str,
+        vendor_ref: dict[str, str],
+        *,
+        run: dict[str, str] | None = None,
+        state: RunState | None = None,
     ) -> None:
         entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
         entry.vendor_ref, entry.lease_until = dict(vendor_ref), 0.0
         if run is not None:
             entry.run = dict(run)
         self._entries[command_id] = entry
+        if entry.outcome is None:
+            state = state or RunState(None, _epoch())
+            entry.triggered_at, entry.state = state.since, state
+            entry.history.append(RunEvent("accepted", state.status, state.since))
+            self._in_flight.add(command_id)
+
+    async def record_status(self, command_id: str, state: RunState, *, event: RunEvent) -> None:
+        entry = self._entry(command_id)
+        if entry is None or entry.vendor_ref is None or entry.outcome is not None:
+            return
+        entry.state = state
+        entry.triggered_at = entry.triggered_at or _epoch()
+        entry.history.append(event)
+        self._in_flight.add(command_id)
+
+    async def runs(
+        self,
+        *,
+        command_type: str | None = None,
+        connection: str | None = None,
+        stuck: bool | None = None,
+    ) -> list[RunView]:
+        views = []
+        for command_id in list(self._in_flight):
+            view = self._view(command_id, history=False)
+            if view is None or view.outcome is not None:
+                self._in_flight.discard(command_id)  # expired: nothing left to show
+            elif _wanted(view, command_type, connection, stuck):
+                views.append(view)
+        return sorted(views, key=lambda v: (v.triggered_at, v.command_id))
+
+    async def run(self, command_id: str) -> RunView | None:
+        return self._view(command_id, history=True)
+
+    def _view(self, command_id: str, *, history: bool) -> RunView | None:
+        entry = self._entry(command_id)
+        if entry is None or entry.vendor_ref is None or entry.state is None:
+            return None
+        run = entry.run or {}
+        return RunView(
+            command_id,
+            run.get("command_type"),
+            run.get("connection"),
+            dict(entry.vendor_ref),
+            entry.triggered_at,
+            entry.state,
+            None if entry.outcome is None else str(entry.outcome.get("kind", "?")),
+            tuple(entry.history) if history else (),
+        )
 
     async def lookup(self, command_id: str) -> Record | None:
         entry = self._entry(command_id)
@@ -162,7 +345,10 @@ class MemoryStore:
         entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
         if entry.outcome is None:
             entry.outcome = outcome
+            if entry.history:  # a followed run: its history ends with the outcome
+                entry.history.append(RunEvent.terminal(outcome, _epoch()))
         self._entries[command_id] = entry
+        self._in_flight.discard(command_id)
         return entry.outcome
 
     async def outcome(self, command_id: str) -> dict[str, Any] | None:
@@ -179,6 +365,38 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         self._entries.clear()
+        self._in_flight.clear()
+
+
+def _wanted(
+    view: RunView, command_type: str | None, connection: str | None, stuck: bool | None
+) -> bool:
+    return (
+        (command_type is None or view.command_type == command_type)
+        and (connection is None or view.connection == connection)
+        and (stuck is None or view.state.stuck == stuck)
+    )
+
+
+def _view(
+    command_id: str, row: Iterable[str | None], history: tuple[RunEvent, ...]
+) -> RunView | None:
+    """A run from its hash's `_VIEW_FIELDS`; None when it was never a followed run."""
+    ref, run, triggered_at, state, outcome = row
+    if ref is None or state is None:
+        return None
+    about: dict[str, str] = json.loads(run) if run else {}
+    ended = json.loads(outcome) if outcome else None
+    return RunView(
+        command_id,
+        about.get("command_type"),
+        about.get("connection"),
+        json.loads(ref),
+        float(triggered_at or 0.0),
+        RunState.from_json(json.loads(state)),
+        None if ended is None else str(ended.get("kind", "?")),
+        history,
+    )
 
 
 # One round trip, atomic: the whole claim decision happens inside Redis.
@@ -220,24 +438,64 @@ return 0
 
 
 # Scripts rather than MULTI pipelines: one command and one reply each, and much less client work.
+# The runs' view rides along: KEYS[3] is the index of runs in flight (a sorted set of command
+# ids scored by trigger time), KEYS[4] the run's history (a list, trimmed to its last entries).
 _RECORD_TRIGGER = """
 redis.call('HSET', KEYS[1], 'vendor_ref', ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'run', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
+if redis.call('HEXISTS', KEYS[1], 'outcome') == 0 then
+  redis.call('HSET', KEYS[1], 'triggered_at', ARGV[5], 'state', ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+  redis.call('RPUSH', KEYS[4], ARGV[7])
+  redis.call('LTRIM', KEYS[4], -tonumber(ARGV[8]), -1)
+  redis.call('PEXPIRE', KEYS[4], ARGV[2])
+end
 return 0
 """
 
 
-_RECORD_OUTCOME = """
-redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1])
+# Nothing for a run that ended, or of which nothing is recorded (never triggered, or expired):
+# a late state change must not bring it back into the index.
+_RECORD_STATUS = """
+if redis.call('HEXISTS', KEYS[1], 'vendor_ref') == 0
+    or redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+-- A run triggered before the index existed joins it now, as of now.
+redis.call('HSETNX', KEYS[1], 'triggered_at', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return redis.call('HGET', KEYS[1], 'outcome')
+redis.call('ZADD', KEYS[2], 'NX', redis.call('HGET', KEYS[1], 'triggered_at'), ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 1
 """
 
 
+_RECORD_OUTCOME = """
+local first = redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[3])
+if first == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RPUSH', KEYS[3], ARGV[4])
+  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return redis.call('HGET', KEYS[1], 'outcome')
+"""
+
+# What a listing reads of each run, and how many runs one pipelined round trip reads.
+_VIEW_FIELDS = ["vendor_ref", "run", "triggered_at", "state", "outcome"]
+_LIST_BATCH = 500
+
+
 class RedisStore:
-    """The shared store. Keys: `<prefix>cmd:<id>` (hash) and `<prefix>claim:<id>` (lease)."""
+    """The shared store. Keys: `<prefix>cmd:<id>` (hash), `<prefix>claim:<id>` (lease),
+    `<prefix>hist:<id>` (a followed run's last events, a list) and `<prefix>runs` (the runs in
+    flight: a sorted set of command ids, scored by trigger time)."""
 
     def __init__(
         self,
@@ -268,7 +526,9 @@ class RedisStore:
         self._claim_script = self._redis.register_script(_CLAIM)
         self._release_script = self._redis.register_script(_RELEASE)
         self._record_trigger_script = self._redis.register_script(_RECORD_TRIGGER)
+        self._record_status_script = self._redis.register_script(_RECORD_STATUS)
         self._record_outcome_script = self._redis.register_script(_RECORD_OUTCOME)
+        self._index = f"{prefix}runs"
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -278,6 +538,9 @@ class RedisStore:
             try:
                 yield
             except (RedisError, OSError) as exc:
+                from workers.metrics import current as current_metrics
+
+                current_metrics().store_errors.inc()
                 raise StoreUnavailable(
                     f"idempotency store unavailable: {type(exc).__name__}"
                 ) from None
@@ -307,15 +570,88 @@ class RedisStore:
         async with self._guard():
             await self._release_script(keys=list(self._keys(command_id)), args=[owner])
 
+    def _history(self, command_id: str) -> str:
+        return f"{self._prefix}hist:{command_id}"
+
     async def record_trigger(
-        self, command_id: str, vendor_ref: dict[str, str], *, run: dict[str, str] | None = None
+        self,
+        command_id: str,
+        vendor_ref: dict[str, str],
+        *,
+        run: dict[str, str] | None = None,
+        state: RunState | None = None,
     ) -> None:
         about = "" if run is None else json.dumps(run, sort_keys=True)
+        state = state or RunState(None, _epoch())
+        accepted = RunEvent("accepted", state.status, state.since)
         async with self._guard():
             await self._record_trigger_script(
-                keys=list(self._keys(command_id)),
-                args=[json.dumps(vendor_ref, sort_keys=True), self._retention_ms, about],
+                keys=[*self._keys(command_id), self._index, self._history(command_id)],
+                args=[
+                    json.dumps(vendor_ref, sort_keys=True),
+                    self._retention_ms,
+                    about,
+                    command_id,
+                    repr(state.since),
+                    json.dumps(state.to_json()),
+                    json.dumps(accepted.to_json()),
+                    HISTORY,
+                ],
             )
+
+    async def record_status(self, command_id: str, state: RunState, *, event: RunEvent) -> None:
+        key, _ = self._keys(command_id)
+        async with self._guard():
+            await self._record_status_script(
+                keys=[key, self._index, self._history(command_id)],
+                args=[
+                    json.dumps(state.to_json()),
+                    self._retention_ms,
+                    command_id,
+                    json.dumps(event.to_json()),
+                    HISTORY,
+                    repr(_epoch()),
+                ],
+            )
+
+    async def runs(
+        self,
+        *,
+        command_type: str | None = None,
+        connection: str | None = None,
+        stuck: bool | None = None,
+    ) -> list[RunView]:
+        # The index, then each run's hash, a batch per pipelined round trip: never a SCAN.
+        async with self._guard():
+            ids = [str(member) for member in await self._redis.zrange(self._index, 0, -1)]
+        views: list[RunView] = []
+        gone: list[str] = []
+        for start in range(0, len(ids), _LIST_BATCH):
+            batch = ids[start : start + _LIST_BATCH]
+            async with self._guard():
+                pipe = self._redis.pipeline(transaction=False)
+                for command_id in batch:
+                    pipe.hmget(self._keys(command_id)[0], _VIEW_FIELDS)
+                rows = await pipe.execute()
+            for command_id, row in zip(batch, rows, strict=True):
+                view = _view(command_id, row, ())
+                if view is None or view.outcome is not None:
+                    gone.append(command_id)
+                elif _wanted(view, command_type, connection, stuck):
+                    views.append(view)
+        if gone:
+            # Expired without an outcome (or a crash between the two): nothing left to show.
+            async with self._guard():
+                await self._redis.zrem(self._index, *gone)
+        return views
+
+    async def run(self, command_id: str) -> RunView | None:
+        async with self._guard():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hmget(self._keys(command_id)[0], _VIEW_FIELDS)
+            pipe.lrange(self._history(command_id), 0, -1)
+            row, history = await pipe.execute()
+        return _view(command_id, row, tuple(RunEvent.from_json(json.loads(e)) for e in history))
 
     async def lookup(self, command_id: str) -> Record | None:
         key, _ = self._keys(command_id)
@@ -333,9 +669,17 @@ class RedisStore:
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         key, _ = self._keys(command_id)
+        ended = RunEvent.terminal(outcome, _epoch())
         async with self._guard():
             stored = await self._record_outcome_script(
-                keys=[key], args=[json.dumps(outcome, sort_keys=True), self._retention_ms]
+                keys=[key, self._index, self._history(command_id)],
+                args=[
+                    json.dumps(outcome, sort_keys=True),
+                    self._retention_ms,
+                    command_id,
+                    json.dumps(ended.to_json()),
+                    HISTORY,
+                ],
             )
         result: dict[str, Any] = json.loads(stored)
         return result

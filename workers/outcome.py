@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import ContractError, ErrorInfo, ErrorKind
@@ -69,6 +69,10 @@ class Later:
     headers: Mapping[str, Any] | None = None
     # A retry of a failed call: it spends an attempt (the next one carries attempt + 1).
     retry: bool = False
+    # Why, in a word (`http_503`, `timeout`, `rate_limited`, ...): the retry metric's label.
+    # Empty for a message that only waits its turn (back early from the delay ladder). Not
+    # part of what the settlement does, so not compared.
+    reason: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class Park:
     as the outage lasts, without spending its delivery limit."""
 
     reason: str
+    # Which dependency, in a word (`store_unavailable`, `publish_unconfirmed`): the retry
+    # metric's label.
+    cause: str = field(default="dependency", compare=False)
 
 
 @dataclass(frozen=True)
@@ -143,12 +150,12 @@ def decide(
             delay = backoff(attempt, policy)
             if exc.retry_after is not None:
                 delay = max(delay, min(exc.retry_after, policy.max_retry_after))
-            return Later(delay, retry=True)
+            return Later(delay, retry=True, reason=exc.cause)
         info = _info(ErrorKind.EXHAUSTED, exc, retriable=True)
         message = f"gave up after {attempt} attempts: {info.message}"
         return Fail(info.model_copy(update={"message": message}), dead_letter=True)
     if isinstance(exc, Throttled):
-        return Later(max(0.0, exc.wait))
+        return Later(max(0.0, exc.wait), reason="rate_limited")
     if isinstance(exc, VendorRejected | Refused):
         return Fail(_info(ErrorKind.REJECTED, exc), dead_letter=True)
     if isinstance(exc, VendorFailed):

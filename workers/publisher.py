@@ -8,15 +8,18 @@ one after the other: a confirm costs a round trip, and sequential confirms would
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from contracts import EVENT_CONTENT_TYPE, EventData, EventKind, encode_event, event_id
+from workers import logs, tracing
 from workers.broker.base import Broker, Delivery, HeaderValue, OutgoingMessage
+from workers.metrics import current as current_metrics
 from workers.topology import (
     DEAD_EXCHANGE,
     DELAY_EXCHANGE,
@@ -40,6 +43,8 @@ ATTEMPTS_HEADER = "x-flowgate-attempts"
 DEAD_AT_HEADER = "x-flowgate-dead-at"
 SOURCE_QUEUE_HEADER = "x-flowgate-queue"
 LETTER_ID_HEADER = "x-flowgate-letter-id"
+
+log = logging.getLogger("flowgate.publisher")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,24 @@ class Publisher:
     async def event(
         self, kind: EventKind, data: EventData, *, context: Context, discriminator: str = ""
     ) -> None:
+        routing_key = event_routing_key(data.command_type, kind.value)
+        # Tracing on: the event's trace context is its publish span's, a child of the command's.
+        with tracing.publishing(
+            f"publish {routing_key}", context.traceparent, context.tracestate
+        ) as (traceparent, tracestate):
+            if traceparent != context.traceparent:
+                context = replace(context, traceparent=traceparent, tracestate=tracestate)
+            await self._publish_event(kind, data, context, discriminator, routing_key)
+        _logged(kind, data)
+
+    async def _publish_event(
+        self,
+        kind: EventKind,
+        data: EventData,
+        context: Context,
+        discriminator: str,
+        routing_key: str,
+    ) -> None:
         body = encode_event(
             kind,
             data,
@@ -99,9 +122,7 @@ class Publisher:
             headers=context.headers(),
             message_id=event_id(data.command_id, kind, discriminator),
         )
-        topic = self._broker.publish(
-            EVENTS_EXCHANGE, event_routing_key(data.command_type, kind.value), message
-        )
+        topic = self._broker.publish(EVENTS_EXCHANGE, routing_key, message)
         if context.reply_to is None:
             await topic
             return
@@ -179,3 +200,40 @@ class Publisher:
             message_id=delivery.message_id,
         )
         await self._broker.publish(DEAD_EXCHANGE, routing_key, message)
+        log.warning(
+            "dead-lettered a message of %s after %d attempt(s): %s (%s)",
+            queue,
+            attempts,
+            reason,
+            error_kind,
+            extra=logs.fields(event="dead_letter", error_kind=error_kind, reason=reason[:1000]),
+        )
+
+
+def _logged(kind: EventKind, data: EventData) -> None:
+    """An event's log line and metric. Never its result: it may hold a secret (a PAR URL)."""
+    error = data.error
+    error_kind = error.kind.value if error is not None else ""
+    current_metrics().event(data.command_type, kind.value, error_kind)
+    level = logging.WARNING if kind is EventKind.FAILED else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    text = f"{kind.value} {data.command_type} {data.command_id}"
+    if data.status:
+        text += f": {data.status}"
+    if error is not None:
+        text += f": {error.message} ({error_kind})"
+    log.log(
+        level,
+        "%s",
+        text,
+        extra=logs.fields(
+            event=kind.value,
+            command_id=data.command_id,
+            command_type=data.command_type,
+            connection=data.connection,
+            vendor_ref=data.vendor_ref,
+            status=data.status,
+            error_kind=error_kind,
+        ),
+    )

@@ -33,6 +33,7 @@ __all__ = [
     "PollerSettings",
     "SchedulerSettings",
     "Settings",
+    "TracingSettings",
     "load_settings",
 ]
 
@@ -93,6 +94,31 @@ class SchedulerSettings(BaseModel):
     )
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces (`workers.tracing`): off unless enabled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=False,
+        description="Record spans (consume, vendor call, publish, poll) and export them over "
+        "OTLP/HTTP; off, tracing costs one check per span that would have been.",
+    )
+    endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        description="The OTLP/HTTP traces endpoint (an OpenTelemetry Collector, Jaeger, Tempo).",
+    )
+    service_name: str | None = Field(
+        default=None, description="Default: flowgate-<role> (flowgate-worker, flowgate-poller)."
+    )
+    sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded; a command's own sampled flag is followed.",
+    )
+
+
 class _Settings(BaseSettings):
     """Everything but the vendors' sections; `Settings` adds one per vendor of the table."""
 
@@ -131,6 +157,11 @@ class _Settings(BaseSettings):
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="JSON lines, or text for a person; auto: text when stderr is a terminal.",
+    )
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     health_host: str = Field(
         default="127.0.0.1", description="Address of the /healthz and /readyz endpoint."
     )

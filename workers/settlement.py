@@ -27,13 +27,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from contracts import ContractError, EventData, EventKind
+from workers import logs, tracing
 from workers.broker.base import Delivery, PublishNotConfirmed
 from workers.errors import FlowgateError
 from workers.idempotency import StoreUnavailable
+from workers.metrics import current as current_metrics
 from workers.outcome import Done, Drop, Fail, Later, Park, Settlement, decide
 from workers.publisher import ATTEMPT_HEADER, ROUTING_KEY_HEADER, Context
 from workers.runtime import Outcomes
-from workers.topology import RETRY_EXCHANGE
+from workers.topology import GIVEN_UP_QUEUE, POLL_QUEUE, RETRY_EXCHANGE
 from workers.vendors._connection import RetryPolicy
 
 __all__ = ["Answer", "Handler", "Settler", "Work", "consumed", "give_back"]
@@ -66,6 +68,47 @@ class Work:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     answer: Answer | None = None
     doing: str = "reading the message"
+    # What the handler answered when it returns Done (accepted, succeeded, repeated, ...),
+    # then how the settler settled it: the metric's and the span's outcome.
+    outcome: str | None = None
+    error_kind: str = ""
+    # Run once the message is settled, last first (a span to end, a gauge to take down).
+    _done: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        self._done.append(callback)
+
+    def trace(self, name: str, traceparent: str | None, tracestate: str | None) -> None:
+        """A span (tracing on) under `traceparent`, current until the message is settled."""
+        answer = self.answer
+        scope = tracing.begin(
+            name,
+            traceparent,
+            tracestate,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.destination.name": self.queue,
+                "flowgate.command_id": (answer.command_id if answer else None) or "",
+                "flowgate.attempt": self.attempt,
+            },
+        )
+        if scope is not None:
+            self.on_done(lambda: scope.end(self.outcome, self.error_kind))
+
+    def log_fields(self) -> dict[str, Any]:
+        """Who the message is about, for its log lines (`workers.logs`)."""
+        answer = self.answer
+        if answer is None:
+            return {"queue": self.queue, "attempt": self.attempt}
+        found: dict[str, Any] = {
+            "command_id": answer.command_id,
+            "command_type": answer.command_type,
+            "connection": answer.connection,
+            "attempt": self.attempt,
+        }
+        if answer.vendor_ref:
+            found["vendor_ref"] = answer.vendor_ref
+        return found
 
     def learnt(self, **changes: Any) -> None:
         """Update the answer (the vendor reference once the trigger answered, ...)."""
@@ -100,10 +143,19 @@ class Settler:
 
     async def run(self, work: Work, handler: Handler) -> None:
         """Handle `work.delivery` with `handler` and settle it, whatever happens."""
+        bound = logs.bind(work)
+        try:
+            await self._run(work, handler)
+        finally:
+            logs.unbind(bound)
+            for callback in reversed(work._done):
+                callback()
+
+    async def _run(self, work: Work, handler: Handler) -> None:
         try:
             settlement = await handler(work)
         except (StoreUnavailable, PublishNotConfirmed) as exc:
-            settlement = Park(str(exc))
+            settlement = Park(str(exc), cause=_cause(exc))
         except Exception as exc:
             if not isinstance(exc, ContractError | FlowgateError):  # those are outcomes
                 log.exception(
@@ -114,7 +166,7 @@ class Settler:
                 )
             settlement = decide(exc, attempt=work.attempt, policy=work.policy, doing=work.doing)
             if isinstance(settlement, Later) and settlement.retry:
-                settlement = Later(settlement.delay, headers=work.retry_headers(), retry=True)
+                settlement = replace(settlement, headers=work.retry_headers())
             if work.answer is None:
                 work.answer = _answer_from(exc, work.delivery)
         await self.settle(work, settlement)
@@ -125,7 +177,9 @@ class Settler:
         except (StoreUnavailable, PublishNotConfirmed) as exc:
             if work.delivery.settled or isinstance(settlement, Park):
                 raise
-            await self._carry_out(work, Park(str(exc)))
+            settlement = Park(str(exc), cause=_cause(exc))
+            await self._carry_out(work, settlement)
+        _observe(work, settlement)
 
     async def _carry_out(self, work: Work, settlement: Settlement) -> None:
         delivery = work.delivery
@@ -142,6 +196,7 @@ class Settler:
                 settlement.reason,
                 work.queue,
                 delay,
+                extra=logs.fields(event="retry", reason=settlement.cause, delay=delay),
             )
             headers = dict(delivery.headers)
             headers[PARKED_HEADER] = count + 1
@@ -153,6 +208,15 @@ class Settler:
         await delivery.ack()
 
     async def _later(self, work: Work, later: Later) -> None:
+        if later.reason:
+            log.info(
+                "%s %s: trying again in %.1f s (%s)",
+                (work.answer.command_type if work.answer else None) or "message",
+                (work.answer.command_id if work.answer else None) or "<no id>",
+                later.delay,
+                later.reason,
+                extra=logs.fields(event="retry", reason=later.reason, delay=round(later.delay, 3)),
+            )
         delivery = work.delivery
         headers = dict(delivery.headers if later.headers is None else later.headers)
         if delivery.exchange != RETRY_EXCHANGE:
@@ -181,6 +245,7 @@ class Settler:
                 error_kind=error.kind,
                 attempts=work.attempt,
             )
+            current_metrics().dead_letter(error.kind)
         if answer is not None and answer.command_id is not None:
             data = EventData(
                 command_id=answer.command_id,
@@ -203,6 +268,41 @@ class Settler:
             error.message,
             error.kind,
         )
+
+
+def _cause(exc: Exception) -> str:
+    return "store_unavailable" if isinstance(exc, StoreUnavailable) else "publish_unconfirmed"
+
+
+def _observe(work: Work, settlement: Settlement) -> None:
+    """The metrics of a settled message: how a command was settled, and retries."""
+    outcome, error_kind = _outcome(work, settlement)
+    work.outcome, work.error_kind = outcome, error_kind
+    answer = work.answer
+    command_type = answer.command_type if answer is not None else None
+    metrics = current_metrics()
+    if work.queue not in _NOT_COMMANDS:
+        metrics.consumed(command_type, outcome, error_kind)
+    if isinstance(settlement, Later) and settlement.reason:
+        metrics.retry(command_type, settlement.reason)
+    elif isinstance(settlement, Park):
+        metrics.retry(command_type, settlement.cause)
+
+
+# The queues whose messages are not commands (every other one is a command queue or unrouted).
+_NOT_COMMANDS = frozenset({POLL_QUEUE, GIVEN_UP_QUEUE})
+
+
+def _outcome(work: Work, settlement: Settlement) -> tuple[str, str]:
+    if isinstance(settlement, Done):
+        return work.outcome or "done", work.error_kind
+    if isinstance(settlement, Fail):
+        return "failed", settlement.error.kind.value
+    if isinstance(settlement, Later):
+        return ("retried" if settlement.retry else "deferred"), ""
+    if isinstance(settlement, Park):
+        return "parked", ""
+    return "dropped", ""
 
 
 def _answer_from(exc: Exception, delivery: Delivery) -> Answer:

@@ -268,10 +268,14 @@ async def test_worker_and_poller_answer_readyz_once_consuming(
             assert isinstance(checks, dict)
             assert checks["rabbitmq"] == "ok" and checks["store"] == "ok"
             want = (
-                ["flowgate.cmd.add-paylink", "flowgate.unrouted"]
+                ["flowgate.cmd.add-paylink", "flowgate.given-up", "flowgate.unrouted"]
                 if role == "worker"
                 else ["flowgate.poll"]
             )
             assert checks["consuming"] == want
             alive = await http.get(f"http://127.0.0.1:{port}/healthz")
             assert alive.status_code == 200
+            # The same port serves the process's metrics.
+            scraped = await http.get(f"http://127.0.0.1:{port}/metrics")
+            assert scraped.status_code == 200
+            assert "# TYPE flowgate_commands_total counter" in scraped.text

@@ -1,16 +1,23 @@
-"""Secrets never reach logs, events or dead letters: distinctive secrets, every flow including
-failures, then a scan of everything captured."""
+"""Secrets never reach logs, events or dead letters: distinctive secrets, every command type
+and failing flows, then a scan of everything captured: every log record of every logger, as
+each formatter writes it (JSON lines with their fields, text), its arguments and traceback;
+the events; the dead letters. The PAR URLs the run asked PBSM for and the tokens it used count
+as secrets too."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import logging
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import fast_settings, running_system
+from workers.demo import SAMPLE_COMMANDS
+from workers.logs import JsonFormatter, TextFormatter
 from workers.simulators import Fault, SimulatorConfig, Simulators, serve
 
 SECRETS = {
@@ -20,6 +27,7 @@ SECRETS = {
     "pbsm_client": "PbsmClientSecret-Yr93ls",
     "pbsm_password": "PbsmPa55-Qe61tb",
     "wrong": "WrongPa55-Jd58uf",
+    "productlive": "PlApiKey-Vm72qz",
 }
 
 
@@ -30,6 +38,7 @@ def _sim_config() -> SimulatorConfig:
     config.tmf622.client_secret = SECRETS["tmf622"]
     config.pbsm.client_secret = SECRETS["pbsm_client"]
     config.pbsm.password = SECRETS["pbsm_password"]
+    config.productlive.api_keys = {SECRETS["productlive"]: "4203"}
     for vendor in (config.informatica, config.robusta, config.tmf622, config.pbsm):
         vendor.run_seconds = 0.3
     return config
@@ -43,10 +52,49 @@ async def _dead_letters(system: Any) -> list[Any]:
     return out
 
 
-async def test_no_secret_in_logs_events_or_dead_letters(
-    amqp_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def every_record(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every log record of every logger at DEBUG, those that do not propagate included."""
     caplog.set_level(logging.DEBUG)
+    loggers = [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        caplog.set_level(logging.DEBUG, logger=logger.name)
+    detached = [logger for logger in loggers if not logger.propagate]
+    for logger in detached:
+        logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        for logger in detached:
+            logger.removeHandler(caplog.handler)
+
+
+def _written(record: logging.LogRecord) -> Iterator[str]:
+    """Everything of a record that could reach a log: each format, its arguments, traceback."""
+    yield JsonFormatter().format(record)
+    yield TextFormatter().format(record)
+    yield repr(record.args)
+    yield repr(record.__dict__)
+
+
+def _par_urls(terminals: list[dict[str, Any]]) -> set[str]:
+    """The PAR URLs in the results, and each one's secret part (`/p/<token>/`)."""
+    found: set[str] = set()
+    for terminal in terminals:
+        url = (terminal["data"].get("result") or {}).get("url")
+        if isinstance(url, str):
+            parts = urlsplit(url).path.split("/")
+            found |= {url, parts[parts.index("p") + 1]}
+    return found
+
+
+async def test_no_secret_in_logs_events_or_dead_letters(
+    amqp_url: str, every_record: pytest.LogCaptureFixture
+) -> None:
     sims = Simulators(_sim_config())
     async with serve(sims) as running:
         settings = fast_settings(
@@ -70,6 +118,7 @@ async def test_no_secret_in_logs_events_or_dead_letters(
                         "password": SECRETS["wrong"],
                     },
                 },
+                "productlive": {"default": {"api_key": SECRETS["productlive"]}},
             },
         )
         async with running_system(settings, sims) as system:
@@ -98,7 +147,12 @@ async def test_no_secret_in_logs_events_or_dead_letters(
             ids.append(
                 await system.publish("run-partner", {"partner_name": "Q", "direction": "INBOUND"})
             )
+            # Every command type once, its example; cancel-run stops a batch run.
+            sent = {t: await system.publish(t, d) for t, d in SAMPLE_COMMANDS.items()}
+            cancel = {"command_id": sent["trigger-batch"]}
+            everything = [*sent.values(), await system.publish("cancel-run", cancel)]
             terminals = [await system.events.terminal(i, timeout=30) for i in ids]
+            others = [await system.events.terminal(i, timeout=30) for i in everything]
             await asyncio.sleep(0.5)
             dead = await _dead_letters(system)
         tokens = {
@@ -109,17 +163,25 @@ async def test_no_secret_in_logs_events_or_dead_letters(
     kinds = [t["type"].rsplit(".", 1)[1] for t in terminals]
     assert kinds.count("succeeded") == 4 and kinds.count("failed") == 4, kinds
     assert tokens, "the PBSM flow should have used bearer tokens"
-    secrets = set(SECRETS.values()) | tokens
+    pars = _par_urls(others)
+    assert len(pars) >= 6, "generate-report, request-upload-url, request-download-url: PAR URLs"
+    secrets = set(SECRETS.values()) | tokens | pars
     secrets |= {
         base64.b64encode(f"{user}:{SECRETS[key]}".encode()).decode()
         for user, key in (("iics-user", "informatica"), ("robusta-user", "robusta"))
     }
+    records = every_record.records
+    assert {"consumed", "vendor_call", "accepted", "succeeded", "retry", "dead_letter"} <= {
+        r.__dict__.get("event") for r in records
+    }, "the capture sees the command's log lines"
     haystacks = {
-        "logs": caplog.text,
+        "logs": "\n".join(text for r in records for text in _written(r)),
         "events": repr(system.events.by_command),
         "dead letters": repr([(d.headers, d.body) for d in dead]),
     }
     assert dead, "the failures should have left dead letters"
     for where, text in haystacks.items():
-        for secret in secrets:
+        # A PAR URL is in its own command's terminal event, by design (and nowhere else:
+        # tests/integration/test_pbsm_files_reports.py).
+        for secret in secrets - pars if where == "events" else secrets:
             assert secret not in text, f"a secret leaked into {where}"

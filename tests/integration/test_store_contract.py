@@ -8,6 +8,13 @@ recorded; `force` takes a lapsed claim but never a live one; the first outcome r
 a failure can be forgotten for a replay; everything is forgotten after the retention; a
 reachable store answers `ping`; and an unreachable Redis is `StoreUnavailable`, on every call.
 
+The runs' view (`flowgate runs`): a recorded trigger puts the run in the index of runs in
+flight with its state and an `accepted` entry; a state change replaces the state and adds its
+event; the first outcome takes the run out and ends its history; a change after the outcome,
+or for a run nothing is recorded of, changes nothing; the history keeps the last `HISTORY`
+events; listings filter by type, connection and stuck, oldest trigger first, thousands at once;
+a run forgotten after the retention leaves the index.
+
 Leases and retentions here are fractions of a second, and a test that has to see one run out
 polls the store until it has (`poll_until`), with a deadline.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -26,10 +34,13 @@ import redis.asyncio as aioredis
 
 from tests.waiting import poll_until
 from workers.idempotency import (
+    HISTORY,
     Claim,
     IdempotencyStore,
     MemoryStore,
     RedisStore,
+    RunEvent,
+    RunState,
     StoreUnavailable,
 )
 
@@ -349,6 +360,179 @@ async def test_a_reachable_store_answers_ping(store: IdempotencyStore) -> None:
         await store.ping()  # returns: the store answers (StoreUnavailable when it does not)
 
 
+# --- runs in flight (flowgate runs) -----------------------------------------------------
+
+PBSM = {"command_type": "trigger-batch", "connection": "default"}
+T0 = 1_800_000_000.0  # the trigger, in epoch seconds
+SCHEDULE = (1.0, 1.2, 600.0)
+
+
+def first_state(status: str | None = None, at: float = T0) -> RunState:
+    return RunState(status, at, next_poll_at=at + 1, deadline=at + 3600, schedule=SCHEDULE)
+
+
+def changed(status: str, at: float, polls: int, *, stuck: bool = False) -> RunState:
+    return RunState(status, at, next_poll_at=at + 2, polls=polls, stuck=stuck, deadline=T0 + 3600)
+
+
+async def test_a_recorded_trigger_enters_the_runs_in_flight(store: IdempotencyStore) -> None:
+    cid = command_id()
+    ref = {"batch_run_id": "B2001_1"}
+    await store.claim(cid, owner="a", lease=LONG)
+    await store.record_trigger(cid, ref, run=PBSM, state=first_state("NEW"))
+    [view] = await store.runs()
+    assert (view.command_id, view.command_type, view.connection) == (cid, *PBSM.values())
+    assert (view.vendor_ref, view.triggered_at, view.outcome) == (ref, T0, None)
+    assert view.state == first_state("NEW")
+    assert view.history == (), "a listing leaves the history out"
+    shown = await store.run(cid)
+    assert shown is not None and shown.history == (RunEvent("accepted", "NEW", T0),)
+    # The view rides along: the idempotency record is what it was.
+    assert await store.claim(cid, owner="b", lease=LONG) == Claim("triggered", vendor_ref=ref)
+
+
+async def test_a_trigger_without_a_state_is_in_flight_from_now(store: IdempotencyStore) -> None:
+    cid = command_id()
+    before = time.time()
+    await store.record_trigger(cid, {"r": "1"})
+    [view] = await store.runs()
+    assert before <= view.triggered_at <= time.time()
+    assert (view.state.status, view.state.since, view.command_type) == (
+        None,
+        view.triggered_at,
+        None,
+    )
+
+
+async def test_a_state_change_replaces_the_state_and_adds_its_event(
+    store: IdempotencyStore,
+) -> None:
+    cid = command_id()
+    await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state())
+    ongoing = changed("ONGOING", T0 + 5, 3)
+    await store.record_status(cid, ongoing, event=RunEvent("progress", "ONGOING", T0 + 5))
+    stuck = changed("ONGOING", T0 + 5, 7, stuck=True)
+    await store.record_status(cid, stuck, event=RunEvent("progress", "ONGOING", T0 + 65, True))
+    [view] = await store.runs()
+    assert view.state == stuck
+    assert view.triggered_at == T0, "the trigger time stays"
+    shown = await store.run(cid)
+    assert shown is not None and [e.to_json() for e in shown.history] == [
+        {"kind": "accepted", "status": None, "at": T0},
+        {"kind": "progress", "status": "ONGOING", "at": T0 + 5},
+        {"kind": "progress", "status": "ONGOING", "at": T0 + 65, "stuck": True},
+    ]
+
+
+async def test_the_first_outcome_takes_the_run_out_and_ends_its_history(
+    store: IdempotencyStore,
+) -> None:
+    cid, other = command_id(), command_id()
+    for c in (cid, other):
+        await store.record_trigger(c, {"r": c}, run=PBSM, state=first_state())
+    before = time.time()
+    await store.record_outcome(cid, outcome("succeeded", status="SUCCESSFUL"))
+    await store.record_outcome(cid, outcome("failed", status="LATE"))  # the first one stands
+    assert [v.command_id for v in await store.runs()] == [other]
+    shown = await store.run(cid)
+    assert shown is not None and shown.outcome == "succeeded"
+    assert [(e.kind, e.status) for e in shown.history] == [
+        ("accepted", None),
+        ("succeeded", "SUCCESSFUL"),
+    ]
+    assert before <= shown.history[-1].at <= time.time()
+    # A change that comes after the outcome (a late poll chain) changes nothing.
+    late = changed("ONGOING", T0 + 9, 9)
+    await store.record_status(cid, late, event=RunEvent("progress", "ONGOING", T0 + 9))
+    assert [v.command_id for v in await store.runs()] == [other]
+    again = await store.run(cid)
+    assert again is not None and again.history == shown.history and again.state == shown.state
+
+
+async def test_commands_that_were_never_followed_are_no_runs(store: IdempotencyStore) -> None:
+    answered, claimed, unseen = command_id(), command_id(), command_id()
+    await store.claim(answered, owner="a", lease=LONG)
+    await store.record_outcome(answered, outcome("succeeded"))  # answered at once (add-paylink)
+    await store.claim(claimed, owner="a", lease=LONG)
+    await store.record_status(unseen, changed("X", T0, 1), event=RunEvent("progress", "X", T0))
+    for cid in (answered, claimed, unseen):
+        assert await store.run(cid) is None, cid
+    assert await store.runs() == []
+    assert await store.lookup(unseen) is None, "a change never brings a record into being"
+
+
+async def test_a_runs_history_keeps_its_last_events(store: IdempotencyStore) -> None:
+    cid = command_id()
+    await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state())
+    for n in range(HISTORY + 10):
+        state = changed(f"S{n}", T0 + n, n)
+        await store.record_status(cid, state, event=RunEvent("progress", f"S{n}", T0 + n))
+    await store.record_outcome(cid, outcome("failed", status="ERROR"))
+    shown = await store.run(cid)
+    assert shown is not None and len(shown.history) == HISTORY
+    assert shown.history[0].status == f"S{11}"
+    assert (shown.history[-2].status, shown.history[-1].kind) == (f"S{HISTORY + 9}", "failed")
+
+
+async def test_runs_are_listed_oldest_first_and_filtered(store: IdempotencyStore) -> None:
+    made = {
+        "late": ({"command_type": "run-job", "connection": "eu"}, T0 + 30, False),
+        "first": (PBSM, T0, True),
+        "middle": ({"command_type": "trigger-batch", "connection": "prod"}, T0 + 10, False),
+    }
+    ids = {name: command_id() for name in made}
+    for name, (run, at, stuck) in made.items():
+        await store.record_trigger(ids[name], {"r": name}, run=run, state=first_state(at=at))
+        if stuck:
+            state = changed("NEW", at, 4, stuck=True)
+            await store.record_status(ids[name], state, event=RunEvent("progress", "NEW", at))
+
+    async def listed(**filters: Any) -> list[str]:
+        names = {cid: name for name, cid in ids.items()}
+        return [names[v.command_id] for v in await store.runs(**filters)]
+
+    assert await listed() == ["first", "middle", "late"]
+    assert await listed(command_type="trigger-batch") == ["first", "middle"]
+    assert await listed(connection="eu") == ["late"]
+    assert await listed(command_type="trigger-batch", connection="prod") == ["middle"]
+    assert await listed(stuck=True) == ["first"]
+    assert await listed(stuck=False) == ["middle", "late"]
+    assert await listed(connection="nowhere") == []
+
+
+async def test_thousands_of_runs_in_flight_are_listed(store: IdempotencyStore) -> None:
+    count = 1234  # more than two of RedisStore's batches of 500
+    ids = [command_id() for _ in range(count)]
+    await asyncio.gather(
+        *(
+            store.record_trigger(cid, {"r": str(n)}, run=PBSM, state=first_state(at=T0 + n))
+            for n, cid in enumerate(ids)
+        )
+    )
+    views = await store.runs()
+    assert [v.command_id for v in views] == ids
+    assert [v.vendor_ref["r"] for v in views[-3:]] == [
+        str(count - 3),
+        str(count - 2),
+        str(count - 1),
+    ]
+
+
+async def test_a_run_forgotten_after_the_retention_leaves_the_index(
+    new_store: StoreFactory,
+) -> None:
+    store = new_store(retention=0.5)
+    cid = command_id()
+    await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state())
+    assert [v.command_id for v in await store.runs()] == [cid]
+
+    async def look() -> list[str]:
+        return [v.command_id for v in await store.runs()]
+
+    await poll_until(look, lambda listed: listed == [])
+    assert await store.run(cid) is None
+
+
 # --- Redis only -------------------------------------------------------------------------
 
 
@@ -375,6 +559,30 @@ async def test_redis_stores_share_one_truth_between_processes() -> None:
             await client.aclose()
 
 
+async def test_redis_keeps_the_runs_view_under_its_prefix_for_the_retention() -> None:
+    """The index is one sorted set, `<prefix>runs`, scored by trigger time; a run's history
+    is a list, `<prefix>hist:<id>`, that expires with the rest of its keys."""
+    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
+    store = RedisStore(REDIS_URL, retention=100.0, prefix=prefix)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    cid = command_id()
+    try:
+        await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state())
+        assert await client.zscore(f"{prefix}runs", cid) == T0
+        assert await client.llen(f"{prefix}hist:{cid}") == 1
+        for key in (f"{prefix}hist:{cid}", f"{prefix}cmd:{cid}"):
+            assert 99_000 < await client.pttl(key) <= 100_000, key
+        await store.record_outcome(cid, outcome("succeeded"))
+        assert await client.zscore(f"{prefix}runs", cid) is None
+        assert await client.llen(f"{prefix}hist:{cid}") == 2
+    finally:
+        await store.aclose()
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -394,6 +602,11 @@ async def test_unreachable_redis_is_store_unavailable_on_every_call() -> None:
         "outcome": lambda: store.outcome(cid),
         "forget_outcome": lambda: store.forget_outcome(cid),
         "ping": store.ping,
+        "record_status": lambda: store.record_status(
+            cid, changed("X", T0, 1), event=RunEvent("progress", "X", T0)
+        ),
+        "runs": store.runs,
+        "run": lambda: store.run(cid),
     }
     try:
         for name, call in calls.items():

@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from workers.health import HealthServer, Readiness
+from workers.metrics import Metrics
 
 
 async def ready_ok() -> tuple[bool, dict[str, object]]:
@@ -243,3 +245,22 @@ async def test_port_before_start_and_double_start_are_errors() -> None:
             await server.start()
     finally:
         await server.stop()
+
+
+async def test_metrics_serves_the_exposition_on_the_same_port() -> None:
+    metrics = Metrics()
+    metrics.consumed("trigger-batch", "accepted")
+    async with serving(metrics=metrics.render) as server:
+        status, headers, body = await exchange(server.port, get("/metrics"))
+        head_status, head_headers, head_body = await exchange(server.port, get("/metrics", "HEAD"))
+        refused, _, _ = await exchange(server.port, get("/metrics", "POST"))
+        missing, _, lost = await exchange(server.port, get("/metric"))
+    assert status == 200 and headers["content-type"] == CONTENT_TYPE_LATEST
+    assert (
+        b'flowgate_commands_total{command_type="trigger-batch",error_kind="",outcome="accepted"}'
+        b" 1.0" in body
+    )
+    assert (head_status, head_body) == (200, b"")
+    assert head_headers["content-length"] == str(len(body))
+    assert refused == 405
+    assert missing == 404 and b"/metrics" in lost

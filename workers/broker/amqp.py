@@ -15,11 +15,11 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-import aio_pika
 import aiormq.exceptions
 from aio_pika.exceptions import ChannelInvalidStateError
 from pamqp.commands import Basic
 
+from flowgate_client import _failover as failover
 from workers.broker.base import (
     Delivery,
     Handler,
@@ -28,6 +28,7 @@ from workers.broker.base import (
     Topology,
     TopologyError,
 )
+from workers.metrics import current as current_metrics
 
 __all__ = ["AmqpBroker"]
 
@@ -66,6 +67,11 @@ def _decode(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_decode(v) for v in value]
     return value
+
+
+def _reconnected(*_: Any) -> None:
+    current_metrics().amqp_reconnects.inc()
+    log.warning("connection to RabbitMQ re-established; channels and consumers restored")
 
 
 class _AmqpDelivery:
@@ -126,12 +132,12 @@ class AmqpBroker:
         self._reopened = asyncio.Event()
 
     async def connect(self) -> None:
+        # One node, or several separated by `;` to fail over between (flowgate_client._failover).
         if self._ssl_context is not None:
-            self._connection = await aio_pika.connect_robust(
-                self._url, ssl_context=self._ssl_context
-            )
+            self._connection = await failover.connect(self._url, ssl_context=self._ssl_context)
         else:
-            self._connection = await aio_pika.connect_robust(self._url)
+            self._connection = await failover.connect(self._url)
+        self._connection.reconnect_callbacks.add(_reconnected)
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._channel.reopen_callbacks.add(lambda *_: self._reopened.set())
 

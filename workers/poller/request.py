@@ -20,7 +20,10 @@ __all__ = ["PollRequest", "next_poll_delay", "send_poll"]
 
 
 class PollRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Fields a newer flowgate adds are ignored, not refused: during a rolling upgrade a poller
+    # not yet upgraded still follows the runs a newer worker hands it (and loses only what the
+    # new fields add). Pollers of before this rule refuse them: upgrade those first.
+    model_config = ConfigDict(extra="ignore")
 
     command_id: str
     command_type: str
@@ -32,6 +35,15 @@ class PollRequest(BaseModel):
         default=None, description="Epoch seconds of the next status call; None: on arrival."
     )
     status: str | None = Field(default=None, description="Last vendor status seen.")
+    status_since: float | None = Field(
+        default=None,
+        description="Epoch seconds the status last changed; None: unchanged since the trigger.",
+    )
+    stuck: bool = Field(
+        default=False,
+        description="The run was announced stuck (its `progress` event with `stuck: true` is "
+        "out) and its status has not changed since.",
+    )
     cursor: dict[str, Any] = Field(default_factory=dict)
     polls: int = 0
     errors: int = Field(default=0, description="Consecutive failed status calls.")
@@ -49,6 +61,10 @@ class PollRequest(BaseModel):
     def wait(self) -> float:
         """Seconds until the next status call is due (0 when it is)."""
         return 0.0 if self.due_at is None else max(0.0, self.due_at - time.time())
+
+    def since(self) -> float:
+        """Epoch seconds the current status was first seen (the trigger, before any change)."""
+        return self.started_at if self.status_since is None else self.status_since
 
 
 def next_poll_delay(polls: int, *, first: float, factor: float, maximum: float) -> float:

@@ -6,6 +6,11 @@ run announced (a `progress` event) or read (a new cursor) is checkpointed first:
 is published and the current one acked, so a redelivery never replays from before it. Later
 calls go round the delay ladder. Deadlines (the command's own, or the connection's
 `poll.max_duration`) end a run with `failed` kind `deadline`.
+
+A run whose status stays the same longer than its connection's `poll.stuck_after` is announced
+once (`progress` with `stuck: true`; a call is scheduled for that moment), and a change after
+that says `stuck: false`. Each announcement also records the run's state in the store for
+`flowgate runs`: one store call per change, none per unchanged call.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import time
 from pydantic import ValidationError
 
 from contracts import ErrorInfo, ErrorKind, EventData, EventKind
+from workers import logs, tracing
 from workers.errors import FlowgateError, UnknownConnection
+from workers.idempotency import RunEvent, RunState
+from workers.metrics import current as current_metrics
 from workers.outcome import Done, Drop, Fail, Later, Settlement, decide
 from workers.poller.request import PollRequest, next_poll_delay, send_poll
 from workers.publisher import Context
@@ -26,6 +34,7 @@ from workers.registry import Registry
 from workers.runtime import Outcomes, redelay_if_early, terminal_event
 from workers.settlement import Answer, Work
 from workers.topology import DELAY_TIERS_MS
+from workers.vendors._connection import PollPolicy
 
 __all__ = ["Poller"]
 
@@ -97,6 +106,9 @@ class Poller:
         )
         work.attempt = request.errors + 1
         work.doing = "following the run"
+        in_hand = current_metrics().following(request.command_type)
+        in_hand.inc()
+        work.on_done(in_hand.dec)
         # Only a chain started again after a redelivery can run beside another one; for the
         # rest, recording the outcome (first one wins) is protection enough, and this read
         # would cost a Redis round trip per poll.
@@ -118,7 +130,13 @@ class Poller:
                     return Done()
                 if delivery.lost:
                     return Drop()  # its channel closed while it waited: the broker has it again
-            following = await self._poll(work, request, context)
+            with tracing.span(
+                f"poll {request.command_type}",
+                traceparent=request.traceparent,
+                tracestate=request.tracestate,
+                remote=True,
+            ):
+                following = await self._poll(work, request, context)
             if not isinstance(following, PollRequest):
                 return following
             request = following
@@ -161,6 +179,8 @@ class Poller:
             )
         if time.time() >= request.deadline:
             return await self._give_up(request, interrupt=connection.on_deadline == "interrupt")
+        if request.due_at is not None:
+            current_metrics().polled(request.command_type, time.time() - request.due_at)
         try:
             handler = self._registry.handler(request.command_type, request.connection)
             report = await handler.status(request.vendor_ref, cursor=request.cursor)
@@ -177,7 +197,12 @@ class Poller:
             retry = request.model_copy(
                 update={"errors": errors, "due_at": time.time() + decision.delay}
             )
-            return Later(decision.delay, body=retry.model_dump_json().encode(), headers={})
+            return Later(
+                decision.delay,
+                body=retry.model_dump_json().encode(),
+                headers={},
+                reason=decision.reason,
+            )
         base = EventData(
             command_id=request.command_id,
             command_type=request.command_type,
@@ -190,35 +215,89 @@ class Poller:
             kind, error = terminal_event(report)
             await self._outcomes.finish(kind, base.model_copy(update={"error": error}), context)
             return Done()
-        changed = report.status != request.status
-        if changed:
-            await self._publisher.event(
-                EventKind.PROGRESS, base, context=context, discriminator=f"{request.polls}"
-            )
+        now = time.time()
         poll = connection.poll
+        changed = report.status != request.status
+        since = now if changed else request.since()
+        # Announced once per period the status stays the same; a change ends the period.
+        stuck_after = poll.stuck_after or 0.0
+        newly_stuck = (
+            stuck_after > 0 and not changed and not request.stuck and now - since >= stuck_after
+        )
+        stuck = newly_stuck or (request.stuck and not changed)
         # The first call came `first_delay` after the trigger; this is the delay after call
         # number `polls + 1`, so the schedule runs 1, 1.2, 1.44 … and not 1, 1, 1.2 ….
         delay = next_poll_delay(
             request.polls + 1, first=poll.first_delay, factor=poll.factor, maximum=poll.max_delay
         )
-        now = time.time()
+        if stuck_after > 0 and not stuck:
+            # Look again when the run would turn stuck: told then, not a long poll later.
+            delay = min(delay, since + stuck_after - now)
         # Never sleep past the deadline: the last look happens at it, not long after.
         delay = max(0.0, min(delay, request.deadline - now))
         cursor = dict(report.cursor)
         following = request.model_copy(
             update={
                 "status": report.status,
+                "status_since": since,
+                "stuck": stuck,
                 "cursor": cursor,
                 "polls": request.polls + 1,
                 "errors": 0,
                 "due_at": now + delay,
             }
         )
-        if changed or cursor != request.cursor or delay > self._hold:
+        if changed or newly_stuck:
+            # `stuck: false` only on the change that ends a stuck period; absent otherwise.
+            flag = True if newly_stuck else (False if request.stuck else None)
+            which = f"{request.polls}:stuck" if newly_stuck else f"{request.polls}"
+            await self._announce(
+                base.model_copy(update={"stuck": flag}), following, poll, context, which
+            )
+        if changed or newly_stuck or cursor != request.cursor or delay > self._hold:
             # Checkpoint: a redelivery must never replay from before what was announced.
             await send_poll(self._publisher, following, hold=self._hold)
             return Done()
         return following
+
+    async def _announce(
+        self,
+        event: EventData,
+        following: PollRequest,
+        poll: PollPolicy,
+        context: Context,
+        discriminator: str,
+    ) -> None:
+        """A `progress` event, and the run's new state for `flowgate runs`: the one store call
+        a change costs (an unchanged status call costs none)."""
+        if event.stuck:
+            unchanged = time.time() - following.since()
+            log.warning(
+                "run %s (%s, %s) stuck: status %s unchanged for %.0f s",
+                following.command_id,
+                following.command_type,
+                following.connection,
+                following.status,
+                unchanged,
+                extra=logs.fields(event="run_stuck", unchanged_for=round(unchanged, 1)),
+            )
+            current_metrics().stuck(following.command_type)
+        state = RunState(
+            status=following.status,
+            since=following.since(),
+            next_poll_at=following.due_at,
+            polls=following.polls,
+            stuck=following.stuck,
+            deadline=following.deadline,
+            schedule=(poll.first_delay, poll.factor, poll.max_delay),
+        )
+        entry = RunEvent("progress", following.status, time.time(), event.stuck)
+        await asyncio.gather(
+            self._publisher.event(
+                EventKind.PROGRESS, event, context=context, discriminator=discriminator
+            ),
+            self._outcomes.store.record_status(following.command_id, state, event=entry),
+        )
 
     async def _give_up(self, request: PollRequest, *, interrupt: bool) -> Fail:
         waited = time.time() - request.started_at

@@ -48,6 +48,13 @@ class PollPolicy(BaseModel):
         description="Consecutive failed status calls before `exhausted`. Status calls only "
         "read, so they may be retried longer than triggers.",
     )
+    stuck_after: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds a run's vendor status may stay the same before the run counts as "
+        "stuck: one `progress` event with `stuck: true`, `flowgate runs list --stuck`. Off "
+        "(None or 0) by default: how long a status may last is the job's, not the vendor's.",
+    )
 
 
 class ConnectionBase(BaseModel):

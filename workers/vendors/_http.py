@@ -3,24 +3,35 @@
 Transport failures and 429/502/503/504 become `VendorUnavailable` (retried through delay
 queues); other non-2xx answers become `VendorRejected` unless the caller handles them first.
 Messages carry the method, path and status, never headers or bodies we sent (they hold secrets).
+
+`call` is also where every vendor call is measured: a log line, the call metrics (by vendor
+and operation, which `Calling` sets around each handler call), and a span that sends its
+`traceparent` to the vendor when tracing is on.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
+import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
 import httpx
+from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import SecretStr
 
+from workers import logs, tracing
 from workers.errors import VendorRejected, VendorUnavailable
+from workers.metrics import current as current_metrics
+from workers.metrics import http_status_label
 
 __all__ = [
     "RETRIABLE_STATUSES",
     "BasicAuthConnection",
+    "Calling",
     "basic_auth",
     "basic_json",
     "call",
@@ -30,6 +41,31 @@ __all__ = [
 ]
 
 RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+log = logging.getLogger("flowgate.vendor")
+
+# (vendor, operation) of the calls being made; a client used outside a handler is unknown.
+_CALLING: ContextVar[tuple[str, str]] = ContextVar(
+    "flowgate_vendor_call", default=("unknown", "other")
+)
+
+
+class Calling:
+    """Vendor calls inside the block are `operation` (trigger, status, cancel, token) of
+    `vendor`: their metrics' labels and their spans' names."""
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, vendor: str, operation: str) -> None:
+        self._value = (vendor, operation)
+        self._token: Token[tuple[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _CALLING.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _CALLING.reset(self._token)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -69,20 +105,75 @@ def error_for(
 
 async def call(client: httpx.AsyncClient, request: httpx.Request, *, what: str) -> httpx.Response:
     """Send `request`; transport errors and timeouts become `VendorUnavailable`."""
-    try:
-        response = await client.send(request)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        # Nothing reached the vendor: always safe to retry.
-        raise VendorUnavailable(f"{what}: could not connect ({type(exc).__name__})") from None
-    except httpx.TimeoutException as exc:
-        raise VendorUnavailable(
-            f"{what}: timed out ({type(exc).__name__})", maybe_sent=True
-        ) from None
-    except httpx.TransportError as exc:
-        raise VendorUnavailable(
-            f"{what}: connection failed ({type(exc).__name__})", maybe_sent=True
-        ) from None
+    vendor, operation = _CALLING.get()
+    with tracing.span(
+        f"{vendor} {operation}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": request.method,
+            "server.address": request.url.host,
+            "flowgate.vendor": vendor,
+        },
+    ) as span:
+        if span is not None:
+            traceparent, tracestate = tracing.carried(None, None)
+            if traceparent:
+                request.headers["traceparent"] = traceparent
+            if tracestate:
+                request.headers["tracestate"] = tracestate
+        started = time.perf_counter()
+        try:
+            response = await client.send(request)
+        except httpx.TransportError as exc:
+            error = _transport_error(exc, what)
+            _measured(what, vendor, operation, error.cause, started)
+            if span is not None:
+                span.set_status(StatusCode.ERROR, error.cause)
+            raise error from None
+        status = response.status_code
+        _measured(what, vendor, operation, http_status_label(status), started)
+        if span is not None:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400:
+                span.set_status(StatusCode.ERROR, str(status))
     return response
+
+
+def _transport_error(exc: httpx.TransportError, what: str) -> VendorUnavailable:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        # Nothing reached the vendor: always safe to retry.
+        return VendorUnavailable(
+            f"{what}: could not connect ({type(exc).__name__})", cause="connect_error"
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return VendorUnavailable(
+            f"{what}: timed out ({type(exc).__name__})", maybe_sent=True, cause="timeout"
+        )
+    return VendorUnavailable(
+        f"{what}: connection failed ({type(exc).__name__})",
+        maybe_sent=True,
+        cause="transport_error",
+    )
+
+
+def _measured(what: str, vendor: str, operation: str, status: str, started: float) -> None:
+    seconds = time.perf_counter() - started
+    current_metrics().vendor_call(vendor, operation, status, seconds)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info(
+        "%s: %s in %.3f s",
+        what,
+        f"HTTP {status}" if status.isdigit() else status,
+        seconds,
+        extra=logs.fields(
+            event="vendor_call",
+            vendor=vendor,
+            operation=operation,
+            http_status=status,
+            duration=round(seconds, 6),
+        ),
+    )
 
 
 class BasicAuthConnection(Protocol):

@@ -23,6 +23,7 @@ from contracts.events import ErrorKind
 from workers.errors import InvalidCommand, Refused
 from workers.ratelimit import MemoryRateLimiter, RateLimiter
 from workers.vendors._connection import ConnectionBase
+from workers.vendors._http import Calling
 
 __all__ = [
     "Cancellable",
@@ -191,14 +192,23 @@ class Bound(Generic[C]):
                 f"{self.registration.command_type} takes {model.__name__} data, "
                 f"not {type(command).__name__}"
             )
-        return await self.handler.trigger(command, command_id=command_id)
+        with Calling(self.vendor_name, "trigger"):
+            return await self.handler.trigger(command, command_id=command_id)
 
     async def status(
         self, vendor_ref: Mapping[str, str], *, cursor: Mapping[str, Any]
     ) -> StatusReport:
         if not isinstance(self.handler, FollowedHandler):
             raise TypeError(f"{self.registration.command_type} is not followed: no status call")
-        return await self.handler.status(vendor_ref, cursor=cursor)
+        with Calling(self.vendor_name, "status"):
+            return await self.handler.status(vendor_ref, cursor=cursor)
+
+    @property
+    def vendor_name(self) -> str:
+        """The vendor's name (the label of its calls' metrics); `flowgate` for a command
+        flowgate answers itself."""
+        vendor = self.registration.vendor
+        return vendor.name if vendor is not None else "flowgate"
 
     @property
     def can_cancel(self) -> bool:
@@ -212,4 +222,5 @@ class Bound(Generic[C]):
                 f"{vendor.title if vendor else 'flowgate'} offers no way to stop a "
                 f"{self.registration.command_type} run"
             )
-        return await self.handler.cancel(vendor_ref)
+        with Calling(self.vendor_name, "cancel"):
+            return await self.handler.cancel(vendor_ref)

@@ -22,13 +22,15 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from workers.errors import VendorRejected, VendorUnavailable
-from workers.vendors._http import basic_auth, call, error_for, json_or_none
+from workers.metrics import current as current_metrics
+from workers.vendors._http import Calling, basic_auth, call, error_for, json_or_none
 from workers.vendors.pbsm.config import PbsmConnection
 from workers.vendors.pbsm.models import TokenAnswer
 
 __all__ = ["FORM_CONTENT_TYPE", "TokenManager"]
 
 WHAT = "PBSM token"
+VENDOR = "pbsm"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded;charset=UTF-8"
 
 
@@ -71,10 +73,15 @@ class TokenManager:
             try:
                 access = await self._renew()
             except VendorUnavailable as exc:
+                current_metrics().token_refresh(VENDOR, "unavailable")
                 # A token request never starts a batch: whatever became of it, the trigger
                 # that needed the token was not sent, so retrying it stays safe.
                 exc.maybe_sent = False
                 raise
+            except VendorRejected:
+                current_metrics().token_refresh(VENDOR, "refused")
+                raise
+            current_metrics().token_refresh(VENDOR, "ok")
             return access.get_secret_value()
 
     def invalidate(self, token: str) -> None:
@@ -131,7 +138,8 @@ class TokenManager:
             content=urlencode(form, safe=":").encode("utf-8"),
             timeout=connection.timeout,
         )
-        response = await call(self._http, request, what=WHAT)
+        with Calling(VENDOR, "token"):
+            response = await call(self._http, request, what=WHAT)
         payload = json_or_none(response)
         if not response.is_success:
             raise _token_error(response, payload)

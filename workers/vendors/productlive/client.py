@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from workers.errors import Throttled, VendorRejected
+from workers.metrics import current as current_metrics
 from workers.ratelimit import LimiterUnavailable, MemoryRateLimiter, RateLimiter
 from workers.vendors._http import call, error_for, json_or_none, parse_retry_after
 from workers.vendors.productlive.config import ProductLiveConnection
@@ -34,6 +35,7 @@ from workers.vendors.productlive.models import (
 
 __all__ = ["INVITATION_PATH", "JOB_EXECUTIONS_PATH", "ProductLiveClient"]
 
+VENDOR = "productlive"
 JOB_EXECUTIONS_PATH = "/v1/data_factory/job_executions"
 INVITATION_PATH = "/v1/partner-invitations/{id}"
 
@@ -99,6 +101,7 @@ class ProductLiveClient:
         try:
             decision = await self._limiter.acquire(bucket, self._limit)
         except LimiterUnavailable as exc:
+            _waited("limiter_unavailable", _LIMITER_DOWN_WAIT)
             raise Throttled(f"{what}: {exc}; trying again later", wait=_LIMITER_DOWN_WAIT) from None
         slot = decision.slot
         if slot is None:
@@ -107,9 +110,11 @@ class ProductLiveClient:
                 if decision.paused
                 else f"{self._limit.requests} requests per {self._limit.window:g} s used"
             )
+            wait = decision.wait + self._spread()
+            _waited("paused" if decision.paused else "limit", wait)
             raise Throttled(
                 f"{what}: Product-Live account limit ({why}); next slot in {decision.wait:.1f} s",
-                wait=decision.wait + self._spread(),
+                wait=wait,
             )
         headers = {
             "X-Api-Key": connection.api_key.get_secret_value(),
@@ -138,9 +143,11 @@ class ProductLiveClient:
             )
             with contextlib.suppress(LimiterUnavailable):
                 await self._limiter.pause(bucket, pause)
+            wait = pause + self._spread()
+            _waited("http_429", wait)
             raise Throttled(
                 f"{what}: HTTP 429: the Product-Live account is paused for {pause:g} s",
-                wait=pause + self._spread(),
+                wait=wait,
             )
         if not response.is_success:
             code, message = _vendor_error(response)
@@ -150,6 +157,11 @@ class ProductLiveClient:
     def _spread(self) -> float:
         """Up to one slot's share of the window, so waiters do not all come back at once."""
         return random.uniform(0.0, self._limit.window / self._limit.requests)
+
+
+def _waited(reason: str, seconds: float) -> None:
+    """A call that waits for the account's limit: the rate-limit metric."""
+    current_metrics().rate_limit_wait(VENDOR, reason, seconds)
 
 
 def _read(response: httpx.Response, model: type[AnswerT], what: str) -> AnswerT:
