@@ -28,7 +28,13 @@ from contracts import (
 from workers import logs, tracing
 from workers.broker.base import Delivery
 from workers.dead_letters import DeadLetter
-from workers.errors import FlowgateError, Refused, UnknownOutcome, VendorUnavailable
+from workers.errors import (
+    FlowgateError,
+    Refused,
+    UnknownConnection,
+    UnknownOutcome,
+    VendorUnavailable,
+)
 from workers.idempotency import RunState
 from workers.metrics import current as current_metrics
 from workers.outcome import Done, Fail, Later, Settlement
@@ -89,7 +95,10 @@ class CommandWorker:
             work.attempt,
             extra=logs.fields(event="consumed"),
         )
-        name, connection = self._registry.resolve(envelope.type, envelope.connection)
+        try:
+            name, connection = self._registry.resolve(envelope.type, envelope.connection)
+        except UnknownConnection as unknown:
+            return await self._connection_gone(work, envelope, unknown)
         work.learnt(connection=name)
         work.policy = connection.retry
         _check_publisher(connection, name, delivery.user_id)
@@ -215,6 +224,23 @@ class CommandWorker:
                 command_type=error.command_type,
             )
         raise error
+
+    async def _connection_gone(
+        self, work: Work, envelope: CommandEnvelope, unknown: UnknownConnection
+    ) -> Settlement:
+        """The command names a connection this process does not have. Never seen before, it
+        is invalid (not recorded: re-sent on a configured connection, it is welcome). Seen
+        before (a redelivery after the connection was renamed or removed), its answer must
+        agree with whatever else answers it: the recorded outcome again, or, for a started
+        run, a `failed` that is recorded, so a poll chain still following it publishes the
+        same one (the first outcome recorded wins)."""
+        record = await self._store.lookup(envelope.id)
+        if record is not None and record.outcome is not None:
+            await self._outcomes.republish(record.outcome, _context(envelope, work.delivery))
+            return Done()
+        if record is not None and record.vendor_ref is not None:
+            work.learnt(vendor_ref=record.vendor_ref)
+        raise unknown
 
     async def handle_given_up(self, work: Work) -> Settlement:
         """A copy of a dead letter, from `flowgate.given-up`: answer the ones nobody answered.
