@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import uuid
@@ -204,3 +205,24 @@ async def system(amqp_url: str, sims: RunningSimulators) -> AsyncIterator[System
     settings = fast_settings(amqp_url, sims.base_url, store="redis")
     async with running_system(settings, sims.sims) as running:
         yield running
+
+
+@pytest.fixture
+def every_record(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every log record of every logger at DEBUG, those that do not propagate included."""
+    caplog.set_level(logging.DEBUG)
+    loggers = [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        caplog.set_level(logging.DEBUG, logger=logger.name)
+    detached = [logger for logger in loggers if not logger.propagate]
+    for logger in detached:
+        logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        for logger in detached:
+            logger.removeHandler(caplog.handler)

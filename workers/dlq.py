@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from flowgate_client._common import url_user
+from workers._table import aligned
 from workers.broker.base import Broker, Delivery, PublishNotConfirmed, TopologyError
 from workers.dead_letters import KINDS, DeadLetter, NotReplayable, Replay
 from workers.settings import Settings
@@ -425,17 +426,7 @@ def _row(taken: _Letter) -> list[str]:
 
 def _table(rows: list[list[str]], width: int) -> list[str]:
     """Aligned columns under a header; the last one (the reason) cut to fit `width`."""
-    widths = [max(len(row[i]) for row in [list(_COLUMNS), *rows]) for i in range(len(_COLUMNS))]
-    used = sum(widths[:-1]) + 2 * (len(widths) - 1)
-    reason_width = max(_MIN_REASON_WIDTH, width - used)
-    lines = []
-    for row in [list(_COLUMNS), *rows]:
-        reason = row[-1]
-        if len(reason) > reason_width:
-            reason = reason[: reason_width - 1] + "…"
-        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths[:-1], strict=True)]
-        lines.append("  ".join([*cells, reason]).rstrip())
-    return lines
+    return aligned(_COLUMNS, rows, width, min_last=_MIN_REASON_WIDTH)
 
 
 async def _list(broker: Broker, letters: list[_Letter], limit: int, out: TextIO) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from workers._table import aligned
 from workers.commands import COMMANDS
 from workers.idempotency import (
     HISTORY,
@@ -298,18 +299,8 @@ def _row(view: RunView, now: float) -> list[str]:
 
 
 def _table(rows: list[list[str]], width: int) -> list[str]:
-    """Aligned columns under a header; the last one (the vendor reference) cut to fit."""
-    widths = [max(len(row[i]) for row in [list(_COLUMNS), *rows]) for i in range(len(_COLUMNS))]
-    used = sum(widths[:-1]) + 2 * (len(widths) - 1)
-    last = max(_MIN_REF_WIDTH, width - used)
-    lines = []
-    for row in [list(_COLUMNS), *rows]:
-        ref = row[-1]
-        if len(ref) > last:
-            ref = ref[: last - 1] + "…"
-        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths[:-1], strict=True)]
-        lines.append("  ".join([*cells, ref]).rstrip())
-    return lines
+    """Aligned columns under a header; the last one (the vendor reference) cut to fit `width`."""
+    return aligned(_COLUMNS, rows, width, min_last=_MIN_REF_WIDTH)
 
 
 def _count(views: list[RunView], args: argparse.Namespace) -> str:

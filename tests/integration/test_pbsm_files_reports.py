@@ -333,27 +333,6 @@ async def test_a_file_the_vendor_does_not_have_is_rejected(system: System) -> No
 # --- PAR URLs never logged ------------------------------------------------------------------
 
 
-@pytest.fixture
-def every_record(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every log record of every logger at DEBUG, those that do not propagate included."""
-    caplog.set_level(logging.DEBUG)
-    loggers = [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        caplog.set_level(logging.DEBUG, logger=logger.name)
-    detached = [logger for logger in loggers if not logger.propagate]
-    for logger in detached:
-        logger.addHandler(caplog.handler)
-    try:
-        yield caplog
-    finally:
-        for logger in detached:
-            logger.removeHandler(caplog.handler)
-
-
 def _texts(record: logging.LogRecord) -> Iterator[str]:
     yield record.getMessage()
     yield repr(record.args)

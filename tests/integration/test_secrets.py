@@ -52,27 +52,6 @@ async def _dead_letters(system: Any) -> list[Any]:
     return out
 
 
-@pytest.fixture
-def every_record(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every log record of every logger at DEBUG, those that do not propagate included."""
-    caplog.set_level(logging.DEBUG)
-    loggers = [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        caplog.set_level(logging.DEBUG, logger=logger.name)
-    detached = [logger for logger in loggers if not logger.propagate]
-    for logger in detached:
-        logger.addHandler(caplog.handler)
-    try:
-        yield caplog
-    finally:
-        for logger in detached:
-            logger.removeHandler(caplog.handler)
-
-
 def _written(record: logging.LogRecord) -> Iterator[str]:
     """Everything of a record that could reach a log: each format, its arguments, traceback."""
     yield JsonFormatter().format(record)
