@@ -74,6 +74,8 @@ def make_store(settings: Settings) -> IdempotencyStore:
         retention=config.retention,
         prefix=config.key_prefix,
         max_connections=config.max_connections,
+        replicas=config.replicas,
+        replica_wait=config.replica_wait,
     )
 
 

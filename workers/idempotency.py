@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from time import time as _epoch  # the runs' view's clock; expiry runs on time.monotonic
 from typing import Any, Literal, Protocol
 
+from workers._redis import async_pool, close_sentinels
+
 __all__ = [
     "HISTORY",
     "Claim",
@@ -504,15 +506,20 @@ class RedisStore:
         retention: float = 7 * 86400.0,
         prefix: str = "flowgate:",
         max_connections: int = 64,
+        replicas: int = 0,
+        replica_wait: float = 1.0,
     ) -> None:
         import redis.asyncio as redis
+
+        self._replicas = replicas
+        self._replica_wait_ms = int(replica_wait * 1000)
 
         # At most `max_connections` calls at once, the rest wait here. Not redis-py's
         # BlockingConnectionPool: its condition and timeout cost ~40 us a call (see
         # BENCHMARKS.md); and not its plain pool alone, which raises past its size and parked
         # good work (found by scripts/bench: 1,460 of 5,000 commands came round again).
         self._slots = asyncio.Semaphore(max_connections)
-        pool = redis.ConnectionPool.from_url(
+        pool = async_pool(
             url,
             max_connections=max_connections,
             decode_responses=True,
@@ -555,10 +562,29 @@ class RedisStore:
             return await self._claim(command_id, owner=owner, lease=lease, force=force)
 
     async def _claim(self, command_id: str, *, owner: str, lease: float, force: bool) -> Claim:
-        state, ref, outcome, ttl = await self._claim_script(
-            keys=list(self._keys(command_id)),
-            args=[owner, int(lease * 1000), self._retention_ms, "1" if force else "0"],
-        )
+        keys = list(self._keys(command_id))
+        args: list[str | int] = [
+            owner,
+            int(lease * 1000),
+            self._retention_ms,
+            "1" if force else "0",
+        ]
+        if not self._replicas:
+            state, ref, outcome, ttl = await self._claim_script(keys=keys, args=args)
+        else:
+            # WAIT on the claim's own connection, in the same round trip: the claim is on
+            # `replicas` replicas before the vendor is called, so a failover cannot lose it
+            # and let a redelivery trigger the vendor a second time.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._claim_script(keys=keys, args=args, client=pipe)
+                pipe.wait(self._replicas, self._replica_wait_ms)
+                (state, ref, outcome, ttl), acked = await pipe.execute()
+            if state == "new" and int(acked) < self._replicas:
+                await self._release_script(keys=keys, args=[owner])
+                raise StoreUnavailable(
+                    f"a claim reached {acked} of {self._replicas} Redis replicas within "
+                    f"{self._replica_wait_ms} ms; the vendor was not called"
+                )
         return Claim(
             state,
             json.loads(ref) if ref else None,
@@ -701,4 +727,6 @@ class RedisStore:
 
     async def aclose(self) -> None:
         # The pool was passed in, so redis-py would leave it open: close it explicitly.
+        pool = self._redis.connection_pool
         await self._redis.aclose(close_connection_pool=True)
+        await close_sentinels(pool)

@@ -36,6 +36,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from workers._redis import async_pool, close_sentinels
+
 __all__ = [
     "Decision",
     "LimiterUnavailable",
@@ -176,7 +178,7 @@ class RedisRateLimiter:
         import redis.asyncio as redis
 
         self._slots = asyncio.Semaphore(max_connections)
-        pool = redis.ConnectionPool.from_url(
+        pool = async_pool(
             url,
             max_connections=max_connections,
             decode_responses=True,
@@ -230,4 +232,6 @@ class RedisRateLimiter:
             )
 
     async def aclose(self) -> None:
+        pool = self._redis.connection_pool
         await self._redis.aclose(close_connection_pool=True)
+        await close_sentinels(pool)

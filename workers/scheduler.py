@@ -59,6 +59,7 @@ from celery.schedules import crontab
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contracts.commands import COMMAND_TYPES, Command
+from workers._redis import sync_client
 from workers.schedule_dates import DateExpressionError, render_data
 
 if TYPE_CHECKING:
@@ -407,9 +408,8 @@ class RedisClaims:
     """Slot claims in Redis (the idempotency store's server, `key_prefix`), blocking calls."""
 
     def __init__(self, url: str, *, prefix: str, owner: str) -> None:
-        import redis
 
-        self._redis = redis.Redis.from_url(
+        self._redis = sync_client(
             url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=5.0
         )
         self._prefix = prefix

@@ -71,7 +71,25 @@ class IdempotencySettings(BaseModel):
     store: Literal["redis", "memory"] = Field(
         default="redis", description="`memory` only for a single process (the embedded demo)."
     )
-    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="redis://host:6379/0, or a primary watched by Redis Sentinel: "
+        "redis+sentinel://[:password@]s1:26379,s2:26379,s3:26379/<service>[/<db>].",
+    )
+    replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Replicas that must hold a claim before the vendor is called (Redis WAIT, "
+        "in the claim's round trip). Redis replicates asynchronously: with a replica and "
+        "Sentinel, 1 keeps a failover from losing a claim and a redelivery from triggering "
+        "the vendor again. 0: no wait.",
+    )
+    replica_wait: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds a claim waits for `replicas`; short of them the claim is "
+        "released and the command retried later (the vendor was not called).",
+    )
     retention: float = Field(
         default=7 * 86400.0, gt=0, description="Seconds a command id is remembered."
     )
