@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         "restarting the broker",
     )
     parser.add_argument(
-        "--node-kill-every", type=float, default=30.0, help="mean seconds between node kills"
+        "--node-kill-every",
+        type=float,
+        default=30.0,
+        help="seconds between node kills, on average (uniform, 0.5 to 1.5 times it)",
     )
     args = parser.parse_args(argv)
     config = ChaosConfig(

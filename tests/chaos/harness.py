@@ -211,7 +211,8 @@ async def _kill_nodes(
     turn = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), rng.expovariate(1 / cfg.node_kill_every))
+            # Uniform, not exponential: a short run still sees every kind of node killed.
+            await asyncio.wait_for(stop.wait(), rng.uniform(0.5, 1.5) * cfg.node_kill_every)
         if stop.is_set():
             return
         rule = NODE_TARGETS[turn % len(NODE_TARGETS)]

@@ -31,7 +31,7 @@ async def test_chaos_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.chaos
 @pytest.mark.timeout(900)
 async def test_chaos_cluster_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
-    """On scripts/cluster's three nodes, a node killed (-9) every ~10 s: the one a process is
+    """On scripts/cluster's three nodes, a node killed (-9) every ~14 s: the one a process is
     on, a command queue's leader, the poll queue's leader, by turns."""
     from tests import cluster
 
@@ -41,7 +41,7 @@ async def test_chaos_cluster_ci_variant(capsys: pytest.CaptureFixture[str]) -> N
         rate=25.0,
         timeout=300.0,
         cluster=True,
-        node_kill_every=10.0,
+        node_kill_every=6.0,  # a kill, 2-6 s down and a restart: about one every 14 s
     )
     try:
         result = await run_chaos(config)
@@ -52,4 +52,4 @@ async def test_chaos_cluster_ci_variant(capsys: pytest.CaptureFixture[str]) -> N
     assert result.ok, f"{result.summary()}\n{result.details()}"
     assert not result.wrong_outcome, result.details()
     assert result.published == config.n
-    assert sum(result.node_kills.values()) >= 3
+    assert set(result.node_kills) == {"connected", "command-leader", "poll-leader"}
