@@ -90,6 +90,8 @@ def make_resources(settings: Settings) -> Resources:
     )
 
 
+# Seconds each readiness check may take (the health server allows 5 for all of them).
+_READY_CHECK = 2.0
 # Unrouted commands are refusals, and dead letters to answer are rare: a few at a time is plenty.
 _UNROUTED_PREFETCH = 16
 # However many command types a worker serves, each queue may keep this many in flight.
@@ -235,12 +237,15 @@ class Flowgate:
             checks["rabbitmq"] = "connecting"  # no broker call before the topology is there
         else:
             try:
-                await self.broker.queue_length(POLL_QUEUE)
+                # Bounded well inside the health server's own limit: while RabbitMQ is away
+                # the channel waits to reopen, and the answer should still say which check
+                # failed.
+                await asyncio.wait_for(self.broker.queue_length(POLL_QUEUE), _READY_CHECK)
                 checks["rabbitmq"] = "ok"
             except Exception as exc:
                 checks["rabbitmq"] = f"unavailable ({type(exc).__name__})"
         try:
-            await self.store.ping()
+            await asyncio.wait_for(self.store.ping(), _READY_CHECK)
             checks["store"] = "ok"
         except Exception as exc:
             checks["store"] = f"unavailable ({type(exc).__name__})"

@@ -279,3 +279,44 @@ async def test_worker_and_poller_answer_readyz_once_consuming(
             scraped = await http.get(f"http://127.0.0.1:{port}/metrics")
             assert scraped.status_code == 200
             assert "# TYPE flowgate_commands_total counter" in scraped.text
+
+
+async def test_readyz_turns_not_ready_while_rabbitmq_is_stopped(sims: RunningSimulators) -> None:
+    """On a RabbitMQ node of the test's own (the shared one serves the other tests): /readyz
+    is 200, then 503 naming rabbitmq while the node's app is stopped, then 200 again once it
+    is started and the worker has re-established its consumers."""
+    import httpx
+
+    from tests.chaos.procs import free_port
+    from tests.rabbit_node import rabbit_node
+
+    config = "listeners.tcp.default = {port}\n"
+    port = free_port()
+
+    async def readiness(http: httpx.AsyncClient) -> int | None:
+        try:
+            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code
+        except httpx.TransportError:
+            return None  # not listening yet
+
+    async def until(http: httpx.AsyncClient, status: int) -> None:
+        async with asyncio.timeout(90):
+            while await readiness(http) != status:
+                await asyncio.sleep(0.2)
+
+    with rabbit_node(config) as node:
+        url = f"amqp://guest:guest@127.0.0.1:{node.port}/"
+        env = dict(_env(url, sims.base_url), FLOWGATE_HEALTH_PORT=str(port))
+        async with (
+            _processes(["worker", "--commands", "add-paylink"], env=env),
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            await until(http, 200)
+            await asyncio.to_thread(node.ctl, "stop_app")
+            await until(http, 503)
+            body = (await http.get(f"http://127.0.0.1:{port}/readyz")).json()
+            assert body["ready"] is False, body
+            assert body["checks"]["rabbitmq"].startswith("unavailable"), body
+            assert body["checks"]["store"] == "ok", body
+            await asyncio.to_thread(node.ctl, "start_app")
+            await until(http, 200)
