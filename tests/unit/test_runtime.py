@@ -14,20 +14,19 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from contracts import ErrorInfo, ErrorKind, EventData, EventKind, event_id
+from tests.recording import FakeDelivery
 from workers.broker.base import Binding, Exchange, Queue, Topology
 from workers.broker.memory import MemoryBroker
 from workers.idempotency import MemoryStore
 from workers.outcome import Later
 from workers.publisher import DUE_HEADER, Context, Publisher
 from workers.runtime import Outcomes, redelay_if_early
-from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE
+from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
 
 CID = "5f1c2d8e-0a51-4d34-9a3e-7d1f2b6c9e01"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -110,37 +109,6 @@ async def test_finish_records_and_publishes_the_first_outcome() -> None:
 # --- redelay_if_early ---------------------------------------------------------------------
 
 
-@dataclass
-class FakeDelivery:
-    """A delivery back from the delay ladder (or not), recording how it was settled."""
-
-    headers: Mapping[str, Any]
-    exchange: str = RETRY_EXCHANGE
-    body: bytes = b'{"specversion": "1.0"}'
-    content_type: str | None = "application/cloudevents+json"
-    routing_key: str = f"d250.{QUEUE}"
-    message_id: str | None = "m-1"
-    reply_to: str | None = None
-    user_id: str | None = None
-    redelivered: bool = False
-    delivery_count: int = 0
-    lost: bool = False
-    settlements: list[str] = field(default_factory=list)
-
-    @property
-    def settled(self) -> bool:
-        return bool(self.settlements)
-
-    async def ack(self) -> None:
-        self.settlements.append("ack")
-
-    async def requeue(self) -> None:
-        self.settlements.append("requeue")
-
-    async def reject(self) -> None:
-        self.settlements.append("reject")
-
-
 def back_from_the_ladder(due: float) -> FakeDelivery:
     """A command back from the 250 ms delay queue, as RabbitMQ dead-letters it."""
     headers = {
@@ -148,7 +116,13 @@ def back_from_the_ladder(due: float) -> FakeDelivery:
         "x-first-death-queue": "flowgate.delay.250",
         "x-flowgate-attempt": 2,
     }
-    return FakeDelivery(headers=headers)
+    return FakeDelivery(
+        b'{"specversion": "1.0"}',
+        headers=headers,
+        content_type="application/cloudevents+json",
+        routing_key=f"d250.{QUEUE}",
+        message_id="m-1",
+    )
 
 
 def in_ms(seconds: float) -> int:
