@@ -50,6 +50,7 @@ except ModuleNotFoundError as missing:  # `pip install flowgate` is the client o
 if TYPE_CHECKING:
     from flowgate_client.aio import Client as AsyncClient
     from flowgate_client.aio import Handle as AsyncHandle
+    from workers.app import Flowgate
 
 __all__ = ["main"]
 
@@ -496,11 +497,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
         types = parse_command_types(args.commands) if args.command == "worker" else []
         stop_tracing = tracing.configure(settings.tracing, args.command)
+        serving = contextlib.AsyncExitStack()
 
         async def start() -> None:
             if health is not None:
                 # First: /healthz answers while the process connects, /readyz says not yet.
-                await health.start()
+                try:
+                    await health.start()
+                except OSError as exc:
+                    raise _cannot_listen("health_port", settings.health_host, exc) from None
                 log.info(
                     "health: http://%s:%d/readyz, metrics: /metrics",
                     settings.health_host,
@@ -510,8 +515,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 await app.start_worker(types)
             else:
                 await app.start_poller()
+            if settings.operator.port is not None:
+                await _serve_operator_page(app, settings, serving)
 
         async def stop() -> None:
+            await serving.aclose()
             await app.stop()
             if health is not None:
                 await health.stop()
@@ -522,6 +530,41 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         await _serve_until_signalled(start, stop)
         return 0
     raise AssertionError(args.command)
+
+
+async def _serve_operator_page(
+    app: Flowgate, settings: Settings, stack: contextlib.AsyncExitStack
+) -> None:
+    from flowgate_client._common import url_user
+    from workers.app import make_broker
+    from workers.operator import OperatorPage, opener
+
+    config = settings.operator
+    assert config.port is not None and config.token is not None  # checked by the settings
+    page = OperatorPage(
+        token=config.token.get_secret_value(),
+        store=app.store,
+        registry=app.registry,
+        open_broker=opener(lambda: make_broker(settings)),
+        user=url_user(settings.amqp_url.get_secret_value()),
+    )
+    try:
+        port = await stack.enter_async_context(page.serving(config.host, config.port))
+    except OSError as exc:
+        raise _cannot_listen("operator.port", config.host, exc) from None
+    log.info("operator page: http://%s:%d/", config.host, port)
+
+
+def _cannot_listen(setting: str, host: str, exc: OSError) -> ValueError:
+    """A port this process was told to serve on but cannot: the user's setup, said as such
+    (a ValueError is printed as one line, not blamed on RabbitMQ)."""
+    import os
+
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    return ValueError(
+        f"cannot listen on {host} for {setting}: {why}; give {setting} a "
+        "port no other process uses (each process on a host needs its own)"
+    )
 
 
 # ------------------------------------------------------------------ send, events (the SDK)

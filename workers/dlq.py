@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import json
 import shutil
 import sys
@@ -54,7 +55,7 @@ from workers.settings import Settings
 from workers.settlement import consumed, give_back
 from workers.topology import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, POLL_QUEUE
 
-__all__ = ["DeadLetter", "add_parser", "run"]
+__all__ = ["DeadLetter", "add_parser", "letters", "replay", "run"]
 
 _PROGRESS_EVERY = 10
 # `show` prints bodies up to this many bytes whole; longer ones are cut unless --full.
@@ -264,6 +265,36 @@ async def run_on(broker: Broker, args: argparse.Namespace, *, out: TextIO, err: 
         return 1
     finally:
         await _give_back_unsettled(taken)
+
+
+async def letters(broker: Broker) -> list[tuple[int, DeadLetter]]:
+    """Every dead letter with its position (1 = oldest), as `flowgate dlq list` sees them: one
+    pass over the queue, each letter copied back, duplicates dropped (the operator page)."""
+    length = await broker.queue_length(DEAD_LETTER_QUEUE)
+    taken = await _take(broker, length)
+    try:
+        read = _read(taken)
+        await _pass(broker, read)
+    finally:
+        await _give_back_unsettled(taken)
+    return [(t.position, t.letter) for t in read if t.position is not None]
+
+
+async def replay(broker: Broker, ids: Sequence[str], *, user: str | None) -> tuple[bool, str]:
+    """`flowgate dlq replay ID...` on a connected broker, sent as `user`: whether every letter
+    was replayed, and what the command would have printed (the operator page shows it)."""
+    args = argparse.Namespace(
+        dlq_command="replay",
+        ids=list(ids),
+        positions=[],
+        kind=None,
+        all=False,
+        force=False,
+        replay_user=user,
+    )
+    out, err = io.StringIO(), io.StringIO()
+    status = await run_on(broker, args, out=out, err=err)
+    return status == 0, (err.getvalue() + out.getvalue()).strip()
 
 
 def _usage_problem(action: str, args: argparse.Namespace) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections import deque
@@ -37,7 +38,9 @@ from workers._redis import async_pool, close_sentinels
 
 __all__ = [
     "HISTORY",
+    "RECENT",
     "Claim",
+    "Ended",
     "IdempotencyStore",
     "MemoryStore",
     "Record",
@@ -51,6 +54,9 @@ __all__ = [
 # Events kept per run (the oldest go first): enough to see how a run went, bounded however
 # long it runs.
 HISTORY = 50
+# Terminal outcomes kept for the operator page's "recently ended", newest first: a screenful,
+# whatever the rate.
+RECENT = 200
 
 
 class StoreUnavailable(Exception):
@@ -164,6 +170,53 @@ class RunView:
     history: tuple[RunEvent, ...] = ()
 
 
+@dataclass(frozen=True)
+class Ended:
+    """A terminal outcome as the operator page lists it among the recently ended commands."""
+
+    command_id: str
+    command_type: str | None
+    connection: str | None
+    kind: str  # succeeded, failed, cancelled
+    status: str | None
+    error_kind: str | None
+    error_message: str | None
+    at: float  # epoch seconds it was recorded
+
+    @classmethod
+    def of(cls, command_id: str, outcome: Mapping[str, Any], at: float) -> Ended:
+        data = outcome.get("data")
+        data = data if isinstance(data, Mapping) else {}
+        error = data.get("error")
+        error = error if isinstance(error, Mapping) else {}
+        return cls(
+            command_id,
+            data.get("command_type"),
+            data.get("connection"),
+            str(outcome.get("kind", "?")),
+            data.get("status"),
+            error.get("kind"),
+            error.get("message"),
+            at,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Ended:
+        return cls(
+            str(raw["command_id"]),
+            raw.get("command_type"),
+            raw.get("connection"),
+            str(raw.get("kind", "?")),
+            raw.get("status"),
+            raw.get("error_kind"),
+            raw.get("error_message"),
+            float(raw.get("at") or 0.0),
+        )
+
+
 class IdempotencyStore(Protocol):
     async def claim(
         self, command_id: str, *, owner: str, lease: float, force: bool = False
@@ -208,7 +261,11 @@ class IdempotencyStore(Protocol):
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         """Record the terminal outcome unless one exists; return the one that stands. A run
-        leaves the index of runs in flight, and the first outcome joins its history."""
+        leaves the index of runs in flight, and the first outcome joins its history and the
+        recently ended (`recent`)."""
+
+    async def recent(self, limit: int = RECENT) -> list[Ended]:
+        """The last terminal outcomes recorded, newest first (at most `RECENT`)."""
 
     async def outcome(self, command_id: str) -> dict[str, Any] | None: ...
 
@@ -242,6 +299,7 @@ class MemoryStore:
         self._retention = retention
         self._entries: dict[str, _Entry] = {}
         self._in_flight: set[str] = set()
+        self._recent: deque[Ended] = deque(maxlen=RECENT)
 
     def _entry(self, command_id: str) -> _Entry | None:
         entry = self._entries.get(command_id)
@@ -347,11 +405,16 @@ class MemoryStore:
         entry = self._entry(command_id) or _Entry(expires=time.monotonic() + self._retention)
         if entry.outcome is None:
             entry.outcome = outcome
+            now = _epoch()
             if entry.history:  # a followed run: its history ends with the outcome
-                entry.history.append(RunEvent.terminal(outcome, _epoch()))
+                entry.history.append(RunEvent.terminal(outcome, now))
+            self._recent.appendleft(Ended.of(command_id, outcome, now))
         self._entries[command_id] = entry
         self._in_flight.discard(command_id)
         return entry.outcome
+
+    async def recent(self, limit: int = RECENT) -> list[Ended]:
+        return list(self._recent)[: max(0, limit)]
 
     async def outcome(self, command_id: str) -> dict[str, Any] | None:
         entry = self._entry(command_id)
@@ -368,6 +431,7 @@ class MemoryStore:
     async def aclose(self) -> None:
         self._entries.clear()
         self._in_flight.clear()
+        self._recent.clear()
 
 
 def _wanted(
@@ -486,6 +550,10 @@ if first == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
+if first == 1 then
+  redis.call('LPUSH', KEYS[4], ARGV[6])
+  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[7]) - 1)
+end
 return redis.call('HGET', KEYS[1], 'outcome')
 """
 
@@ -496,7 +564,8 @@ _LIST_BATCH = 500
 
 class RedisStore:
     """The shared store. Keys: `<prefix>cmd:<id>` (hash), `<prefix>claim:<id>` (lease),
-    `<prefix>hist:<id>` (a followed run's last events, a list) and `<prefix>runs` (the runs in
+    `<prefix>hist:<id>` (a followed run's last events, a list), `<prefix>recent` (the last
+    `RECENT` outcomes, newest first) and `<prefix>runs` (the runs in
     flight: a sorted set of command ids, scored by trigger time)."""
 
     def __init__(
@@ -536,6 +605,7 @@ class RedisStore:
         self._record_status_script = self._redis.register_script(_RECORD_STATUS)
         self._record_outcome_script = self._redis.register_script(_RECORD_OUTCOME)
         self._index = f"{prefix}runs"
+        self._recent = f"{prefix}recent"
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -695,20 +765,32 @@ class RedisStore:
 
     async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         key, _ = self._keys(command_id)
-        ended = RunEvent.terminal(outcome, _epoch())
+        now = _epoch()
+        ended = RunEvent.terminal(outcome, now)
+        # Both entries are built here and kept by the script only if this outcome is the
+        # first: the recently ended list costs no round trip of its own.
         async with self._guard():
             stored = await self._record_outcome_script(
-                keys=[key, self._index, self._history(command_id)],
+                keys=[key, self._index, self._history(command_id), self._recent],
                 args=[
                     json.dumps(outcome, sort_keys=True),
                     self._retention_ms,
                     command_id,
                     json.dumps(ended.to_json()),
                     HISTORY,
+                    json.dumps(Ended.of(command_id, outcome, now).to_json()),
+                    RECENT,
                 ],
             )
         result: dict[str, Any] = json.loads(stored)
         return result
+
+    async def recent(self, limit: int = RECENT) -> list[Ended]:
+        if limit <= 0:
+            return []
+        async with self._guard():
+            raw = await self._redis.lrange(self._recent, 0, max(0, min(limit, RECENT) - 1))
+        return [Ended.from_json(json.loads(entry)) for entry in raw]
 
     async def outcome(self, command_id: str) -> dict[str, Any] | None:
         key, _ = self._keys(command_id)

@@ -34,7 +34,7 @@ from workers.idempotency import (
 from workers.poller.request import next_poll_delay
 from workers.settings import Settings
 
-__all__ = ["Projection", "add_parser", "project", "run", "run_on"]
+__all__ = ["Projection", "add_parser", "as_json", "project", "run", "run_on"]
 
 _COLUMNS = (
     "COMMAND ID",
@@ -181,7 +181,7 @@ async def run_on(
         )
         if args.json:
             for view in views:
-                print(json.dumps(_json(view, now), separators=(",", ":")), file=out)
+                print(json.dumps(as_json(view, now), separators=(",", ":")), file=out)
             return 0
         width = shutil.get_terminal_size((120, 24)).columns
         for line in _table([_row(v, now) for v in views], width) if views else []:
@@ -199,7 +199,7 @@ async def run_on(
             )
             return 1
         if args.json:
-            print(json.dumps(_json(found, now), indent=2, ensure_ascii=False), file=out)
+            print(json.dumps(as_json(found, now), indent=2, ensure_ascii=False), file=out)
         else:
             for line in _details(found, now):
                 print(line, file=out)
@@ -319,7 +319,8 @@ def _count(views: list[RunView], args: argparse.Namespace) -> str:
     return line
 
 
-def _json(view: RunView, now: float) -> dict[str, Any]:
+def as_json(view: RunView, now: float) -> dict[str, Any]:
+    """A run as `flowgate runs --json` prints it (and the operator page reads it)."""
     state = view.state
     projection = (
         project(state, now) if view.outcome is None else Projection(state.polls, None, False)

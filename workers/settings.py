@@ -30,6 +30,7 @@ from workers.vendors._connection import ConnectionBase
 __all__ = [
     "IdempotencySettings",
     "InputSettings",
+    "OperatorSettings",
     "PollerSettings",
     "SchedulerSettings",
     "Settings",
@@ -137,6 +138,46 @@ class TracingSettings(BaseModel):
     )
 
 
+class OperatorSettings(BaseModel):
+    """The operator page (`workers.operator`): off unless `port` is set, and never without a
+    token, since whoever holds it can replay dead letters and cancel runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve the operator page here (off: None)."
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address of the operator page: this machine only, unless set otherwise.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="What an operator types to sign in (at least 16 characters)."
+    )
+    token_file: Path | None = Field(
+        default=None, description="A file holding the token (a mounted secret); wins over token."
+    )
+
+    @model_validator(mode="after")
+    def _token_required(self) -> OperatorSettings:
+        if self.token_file is not None:
+            try:
+                self.token = SecretStr(self.token_file.read_text().strip())
+            except OSError as exc:
+                raise ValueError(f"operator.token_file: cannot read it: {exc.strerror}") from None
+        if self.port is None:
+            return self
+        token = self.token.get_secret_value() if self.token is not None else ""
+        if len(token) < 16:
+            raise ValueError(
+                "operator.port is set but operator.token is "
+                f"{'missing' if not token else 'shorter than 16 characters'}: the page can "
+                "replay dead letters and cancel runs, so it needs a token (for example "
+                "`openssl rand -hex 24`, in FLOWGATE_OPERATOR__TOKEN or operator.token_file)"
+            )
+        return self
+
+
 class _Settings(BaseSettings):
     """Everything but the vendors' sections; `Settings` adds one per vendor of the table."""
 
@@ -186,6 +227,7 @@ class _Settings(BaseSettings):
     health_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve /healthz and /readyz here (off: None)."
     )
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
     default_connections: dict[str, str] = Field(
         default_factory=dict,
         description="Per vendor, the connection a command that names none uses (default: "

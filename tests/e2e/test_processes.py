@@ -232,6 +232,36 @@ def test_unreachable_broker_is_explained() -> None:
     assert "guest:guest" not in result.stderr
 
 
+def test_a_port_already_taken_is_explained_not_blamed_on_rabbitmq(amqp_url: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for setting, env in (
+            ("health_port", {"FLOWGATE_HEALTH_PORT": port}),
+            (
+                "operator.port",
+                {"FLOWGATE_OPERATOR__PORT": port, "FLOWGATE_OPERATOR__TOKEN": "t" * 16},
+            ),
+        ):
+            result = subprocess.run(
+                [*FLOWGATE, "poller"],
+                env=dict(os.environ, FLOWGATE_AMQP_URL=amqp_url, **env),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 2, result.stderr
+            last = result.stderr.strip().splitlines()[-1]
+            assert last == (
+                f"flowgate poller: cannot listen on 127.0.0.1 for {setting}: Address already "
+                f"in use; give {setting} a port no other process uses (each process on a "
+                "host needs its own)"
+            )
+
+
 async def test_worker_and_poller_answer_readyz_once_consuming(
     amqp_url: str, sims: RunningSimulators
 ) -> None:

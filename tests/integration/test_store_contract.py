@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from tests.waiting import poll_until
 from workers.idempotency import (
     HISTORY,
+    RECENT,
     Claim,
     IdempotencyStore,
     MemoryStore,
@@ -277,6 +278,38 @@ async def test_concurrent_outcomes_leave_one_standing(store: IdempotencyStore) -
     assert standing[0] in candidates
     assert all(s == standing[0] for s in standing)
     assert await store.outcome(cid) == standing[0]
+
+
+async def test_recent_lists_first_outcomes_newest_first_once_each(
+    store: IdempotencyStore,
+) -> None:
+    first, second = command_id(), command_id()
+    failed = outcome(
+        "failed",
+        command_type="trigger-batch",
+        connection="prod",
+        error={"kind": "vendor_rejected", "message": "batch unknown"},
+    )
+    await store.record_outcome(first, failed)
+    await store.record_outcome(second, outcome("succeeded", status="DONE"))
+    await store.record_outcome(first, outcome("succeeded"))  # not the first: not listed again
+    recent = await store.recent()
+    assert [e.command_id for e in recent] == [second, first]
+    ended = recent[1]
+    assert (ended.command_type, ended.connection, ended.kind) == ("trigger-batch", "prod", "failed")
+    assert (ended.error_kind, ended.error_message) == ("vendor_rejected", "batch unknown")
+    assert recent[0].status == "DONE"
+    assert recent[0].at >= ended.at > 0
+    assert [e.command_id for e in await store.recent(1)] == [second]
+    assert await store.recent(0) == []
+
+
+async def test_recent_keeps_the_last_outcomes_only(store: IdempotencyStore) -> None:
+    ids = [command_id() for _ in range(RECENT + 5)]
+    for cid in ids:
+        await store.record_outcome(cid, outcome("succeeded"))
+    recent = await store.recent(RECENT + 5)
+    assert [e.command_id for e in recent] == ids[::-1][:RECENT]
 
 
 async def test_outcome_of_an_id_without_one_is_none(store: IdempotencyStore) -> None:

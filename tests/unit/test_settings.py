@@ -230,3 +230,26 @@ def test_a_worker_shares_its_prefetch_among_its_command_queues() -> None:
     assert worker_prefetch(256, 16) == 16
     assert worker_prefetch(256, 64) == 16, "each queue keeps a few in flight"
     assert worker_prefetch(10, 0) == 16
+
+
+def test_the_operator_page_is_off_and_needs_a_token_when_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings()
+    assert settings.operator.port is None and settings.operator.host == "127.0.0.1"
+    with pytest.raises(ValidationError, match=r"operator.token is missing.*openssl rand"):
+        load_settings(operator={"port": 8090})
+    with pytest.raises(ValidationError, match="shorter than 16 characters"):
+        load_settings(operator={"port": 8090, "token": "short"})
+    token = tmp_path / "token"
+    token.write_text("a-token-read-from-a-file\n")
+    monkeypatch.setenv("FLOWGATE_OPERATOR__PORT", "8090")
+    monkeypatch.setenv("FLOWGATE_OPERATOR__TOKEN_FILE", str(token))
+    operator = load_settings().operator
+    assert operator.port == 8090
+    assert operator.token is not None
+    assert operator.token.get_secret_value() == "a-token-read-from-a-file"
+    assert "a-token-read" not in repr(operator), "the token is a secret"
+    monkeypatch.setenv("FLOWGATE_OPERATOR__TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValidationError, match=r"operator\.token_file: cannot read it"):
+        load_settings()
