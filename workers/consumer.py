@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 
 from pydantic import ValidationError
 
@@ -355,7 +356,7 @@ class CommandWorker:
         """Publish `accepted` and the first poll request, together. A run the vendor starts
         later is first looked at `first_delay` after its start, and may last `max_duration`
         from then; the command's own deadline still bounds it. With `record` (a trigger just
-        answered), the trigger and the run's first state are recorded first."""
+        answered), the trigger and the run's first state are recorded together with them."""
         accepted = EventData(
             command_id=envelope.id,
             command_type=envelope.type,
@@ -385,8 +386,24 @@ class CommandWorker:
             reply_to=context.reply_to,
             resumed=resumed,
         )
+        writes: list[Awaitable[None]] = []
         if record:
-            # Recorded before anything is published: from here on, a redelivery resumes.
+            # Recorded together with the two publishes, not before them: one round trip less
+            # per followed command. Whichever of the three lands first, one terminal event:
+            # - The poller may get there first (a first_delay shorter than a store call): a
+            #   state change before the trigger is recorded is dropped (the runs' view shows
+            #   the trigger's state until the next change), and a trigger recorded after the
+            #   outcome keeps the run out of the runs in flight (`record_trigger`).
+            # - The publishes out, the record lost: the message is parked; its redelivery finds
+            #   a claim with no vendor_ref, `busy` until the lease lapses, then the connection's
+            #   `unknown_outcome` (`finished` once the poll chain already out recorded its
+            #   outcome). The first outcome recorded wins, so that is the one terminal event,
+            #   and the other side repeats it under the same event id.
+            # - The record in, a publish lost: the redelivery resumes; its `accepted` has the
+            #   same event id, and its poll chain repeats an outcome recorded meanwhile.
+            # As with the publishes alone, one failing does not cancel the others: they run on
+            # unobserved (a duplicate at worst, dropped by event id) while its error reaches
+            # the settler, which parks or fails the message as before.
             poll = connection.poll
             state = RunState(
                 status=status,
@@ -395,16 +412,17 @@ class CommandWorker:
                 deadline=deadline,
                 schedule=(poll.first_delay, poll.factor, poll.max_delay),
             )
-            await self._store.record_trigger(
-                envelope.id,
-                vendor_ref,
-                run={"command_type": envelope.type, "connection": name},
-                state=state,
+            writes.append(
+                self._store.record_trigger(
+                    envelope.id,
+                    vendor_ref,
+                    run={"command_type": envelope.type, "connection": name},
+                    state=state,
+                )
             )
-        await asyncio.gather(
-            self._publisher.event(EventKind.ACCEPTED, accepted, context=context),
-            send_poll(self._publisher, request, hold=self._poll_hold),
-        )
+        writes.append(self._publisher.event(EventKind.ACCEPTED, accepted, context=context))
+        writes.append(send_poll(self._publisher, request, hold=self._poll_hold))
+        await asyncio.gather(*writes)
 
 
 def _check_publisher(connection: ConnectionBase, name: str, user_id: str | None) -> None:

@@ -235,12 +235,15 @@ class IdempotencyStore(Protocol):
     ) -> None:
         """The trigger happened: its vendor reference, and (`run`) what the run is. The run
         enters the index of runs in flight with `state` (default: no status, now) and an
-        `accepted` entry in its history, in the same call."""
+        `accepted` entry in its history, in the same call. The worker records it together with
+        the first poll request, so the run may already have an outcome: then only the vendor
+        reference and `run` are written, and the finished run stays out of the index."""
 
     async def record_status(self, command_id: str, state: RunState, *, event: RunEvent) -> None:
         """A followed run changed (a new status, or announced stuck): its new state and the
         event published about it. Ignored once the run has an outcome, or when nothing of it
-        is recorded (never triggered, or expired)."""
+        is recorded (never triggered, expired, or its trigger not recorded yet: the view then
+        shows the trigger's state until the next change)."""
 
     async def runs(
         self,
@@ -345,6 +348,7 @@ class MemoryStore:
         if run is not None:
             entry.run = dict(run)
         self._entries[command_id] = entry
+        # Recorded with the first poll request: the run may have finished already (see Redis).
         if entry.outcome is None:
             state = state or RunState(None, _epoch())
             entry.triggered_at, entry.state = state.since, state
@@ -511,6 +515,8 @@ redis.call('HSET', KEYS[1], 'vendor_ref', ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'run', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
+-- Recorded with the first poll request, so a poll chain may have finished the run already:
+-- its reference is kept, but a finished run never goes back into the index.
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 0 then
   redis.call('HSET', KEYS[1], 'triggered_at', ARGV[5], 'state', ARGV[6])
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])

@@ -39,6 +39,7 @@ from workers.idempotency import (
     Claim,
     IdempotencyStore,
     MemoryStore,
+    Record,
     RedisStore,
     RunEvent,
     RunState,
@@ -482,6 +483,49 @@ async def test_the_first_outcome_takes_the_run_out_and_ends_its_history(
     assert again is not None and again.history == shown.history and again.state == shown.state
 
 
+async def test_a_trigger_recorded_after_the_outcome_keeps_the_run_out_of_the_index(
+    store: IdempotencyStore,
+) -> None:
+    """The worker records the trigger together with the first poll request, so a poll chain
+    can change and finish the run first: the reference is kept, the run stays finished."""
+    cid, other = command_id(), command_id()
+    ref = {"batch_run_id": "B2001_1"}
+    await store.claim(cid, owner="a", lease=LONG)
+    await store.record_trigger(other, {"r": "other"}, run=PBSM, state=first_state())
+    early = changed("ONGOING", T0 + 1, 1)
+    await store.record_status(cid, early, event=RunEvent("progress", "ONGOING", T0 + 1))
+    done = outcome("succeeded", status="SUCCESSFUL")
+    assert await store.record_outcome(cid, done) == done
+    await store.record_trigger(cid, ref, run=PBSM, state=first_state("NEW"))
+    assert [v.command_id for v in await store.runs()] == [other]
+    # Neither the trigger's first state nor its `accepted` entry is put on the finished run.
+    assert await store.run(cid) is None
+    assert await store.lookup(cid) == Record(ref, PBSM, done)
+    assert await store.claim(cid, owner="b", lease=LONG) == Claim("finished", ref, done)
+    assert await store.record_outcome(cid, outcome("failed")) == done, "the first one stands"
+    assert [v.command_id for v in await store.runs()] == [other]
+
+
+async def test_a_change_recorded_before_its_trigger_is_dropped(store: IdempotencyStore) -> None:
+    """The other order of the same race: the change is lost to the view (its event was
+    published all the same), the trigger's state stands until the next change."""
+    cid = command_id()
+    await store.claim(cid, owner="a", lease=LONG)
+    early = changed("ONGOING", T0 + 1, 1)
+    await store.record_status(cid, early, event=RunEvent("progress", "ONGOING", T0 + 1))
+    await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state("NEW"))
+    [view] = await store.runs()
+    assert (view.command_id, view.state) == (cid, first_state("NEW"))
+    later = changed("FINISHING", T0 + 9, 4)
+    await store.record_status(cid, later, event=RunEvent("progress", "FINISHING", T0 + 9))
+    shown = await store.run(cid)
+    assert shown is not None and shown.state == later
+    assert [(e.kind, e.status) for e in shown.history] == [
+        ("accepted", "NEW"),
+        ("progress", "FINISHING"),
+    ]
+
+
 async def test_commands_that_were_never_followed_are_no_runs(store: IdempotencyStore) -> None:
     answered, claimed, unseen = command_id(), command_id(), command_id()
     await store.claim(answered, owner="a", lease=LONG)
@@ -608,6 +652,27 @@ async def test_redis_keeps_the_runs_view_under_its_prefix_for_the_retention() ->
         await store.record_outcome(cid, outcome("succeeded"))
         assert await client.zscore(f"{prefix}runs", cid) is None
         assert await client.llen(f"{prefix}hist:{cid}") == 2
+    finally:
+        await store.aclose()
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_redis_a_trigger_recorded_after_the_outcome_writes_no_index_entry() -> None:
+    """What `runs()` would tidy away unseen: no index member and no history for the run."""
+    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
+    store = RedisStore(REDIS_URL, retention=100.0, prefix=prefix)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    cid = command_id()
+    try:
+        await store.record_outcome(cid, outcome("succeeded"))
+        await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state())
+        assert await client.zscore(f"{prefix}runs", cid) is None
+        assert await client.exists(f"{prefix}hist:{cid}") == 0
+        assert await client.hget(f"{prefix}cmd:{cid}", "state") is None
+        assert await client.exists(f"{prefix}claim:{cid}") == 0
     finally:
         await store.aclose()
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]

@@ -10,22 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from contracts import TERMINAL_KINDS, EventKind, encode_command
+from contracts import TERMINAL_KINDS, EventKind, encode_command, event_id
 from tests.conftest import Events, fast_settings
 from tests.quiet import QuietBroker
 from workers.app import Flowgate
-from workers.broker.base import Binding, OutgoingMessage, Queue, Topology
+from workers.broker.base import Binding, OutgoingMessage, PublishNotConfirmed, Queue, Topology
 from workers.commands import COMMANDS
 from workers.dead_letters import DeadLetter
 from workers.errors import Throttled, VendorUnavailable
-from workers.idempotency import MemoryStore
+from workers.idempotency import Claim, MemoryStore, RunState, StoreUnavailable
 from workers.settings import Settings
 from workers.settlement import consumed
 from workers.simulators import RunningSimulators, SimulatorConfig, Simulators, serve
@@ -33,6 +33,7 @@ from workers.topology import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_QUEUE,
     EVENTS_EXCHANGE,
+    POLL_QUEUE,
     build_topology,
 )
 from workers.vendors.robusta import StartProcessHandler
@@ -333,3 +334,175 @@ async def test_every_event_of_a_command_also_goes_to_its_reply_to_queue() -> Non
             sent = [e["id"] for e in h.events.by_command[command_id]]
             assert [e["id"] for e in inbox.by_command[command_id]] == sent
         assert inbox.kinds(followed)[0] == "accepted" and inbox.kinds(refused) == ["failed"]
+
+
+# --- the trigger recorded together with `accepted` and the first poll request ------------
+#
+# The worker records a trigger concurrently with its two publishes, so either side can land
+# without the other. The stores below put the races in one order each (asyncio events, not
+# clocks); a copy that could not publish or record is parked and comes round a second later.
+
+
+def _refuse_once(
+    monkeypatch: pytest.MonkeyPatch, broker: QuietBroker, which: Callable[[str, str], bool]
+) -> list[str]:
+    """The first publish `which(exchange, routing_key)` picks is not confirmed."""
+    real = broker.publish
+    refused: list[str] = []
+
+    async def publish(exchange: str, routing_key: str, message: OutgoingMessage) -> None:
+        if not refused and which(exchange, routing_key):
+            refused.append(routing_key)
+            raise PublishNotConfirmed(f"{exchange} nacked {routing_key}")
+        await real(exchange, routing_key, message)
+
+    monkeypatch.setattr(broker, "publish", publish)
+    return refused
+
+
+def _of_kind(h: Harness, command_id: str, kind: EventKind) -> list[dict[str, Any]]:
+    return [e for e in h.events.by_command.get(command_id, []) if e["type"].endswith(kind.value)]
+
+
+async def test_a_command_redelivered_after_its_accepted_repeats_it_under_the_same_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trigger recorded and `accepted` out, the first poll request refused: the command comes
+    round again and resumes from the record, `accepted` again. The contract promises one id
+    per event (`event_id`), so consumers drop the repeat; the vendor was called once."""
+    async with harness() as h:
+        refused = _refuse_once(monkeypatch, h.broker, lambda _, key: key.endswith(POLL_QUEUE))
+        await h.start(h.settings())
+        command_id = await h.publish("trigger-batch")
+        terminal = await _only_terminal(h, command_id)
+        assert refused, "the first poll request was refused"
+        accepted = _of_kind(h, command_id, EventKind.ACCEPTED)
+        assert len(accepted) == 2, h.events.kinds(command_id)
+        assert {e["id"] for e in accepted} == {event_id(command_id, EventKind.ACCEPTED)}
+        assert accepted[0]["data"]["vendor_ref"] == accepted[1]["data"]["vendor_ref"]
+        assert terminal["type"] == "flowgate.trigger-batch.succeeded"
+        assert len(h.sims.sims.ledger.entries("pbsm.trigger")) == 1
+
+
+class _SecondChain(MemoryStore):
+    """The first poll chain records its outcome only once the redelivered command resumed
+    (a second chain is on its way), and the second chain looks only after that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed, self.recorded = asyncio.Event(), asyncio.Event()
+
+    async def claim(
+        self, command_id: str, *, owner: str, lease: float, force: bool = False
+    ) -> Claim:
+        claim = await super().claim(command_id, owner=owner, lease=lease, force=force)
+        if claim.state == "triggered":
+            self.resumed.set()
+        return claim
+
+    async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        await self.resumed.wait()
+        standing = await super().record_outcome(command_id, outcome)
+        self.recorded.set()
+        return standing
+
+    async def outcome(self, command_id: str) -> dict[str, Any] | None:
+        await self.recorded.wait()
+        return await super().outcome(command_id)
+
+
+async def test_a_second_poll_chain_of_a_recorded_outcome_repeats_it_under_the_same_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trigger recorded and the first poll request out, `accepted` refused: the redelivered
+    command resumes and starts a second chain for the run, which finds the first chain's
+    outcome recorded and repeats that event (same id, same data) instead of a second one."""
+    async with harness() as h:
+        h.store = _SecondChain()
+        refused = _refuse_once(
+            monkeypatch, h.broker, lambda ex, key: ex == EVENTS_EXCHANGE and "accepted" in key
+        )
+        await h.start(h.settings())
+        command_id = await h.publish("trigger-batch")
+        await h.events.terminal(command_id, timeout=15)
+        await _quiet(h)
+        assert refused, "the first accepted was refused"
+        terminals = h.terminal(command_id)
+        assert len(terminals) == 2, "each chain answered"
+        assert {e["id"] for e in terminals} == {event_id(command_id, EventKind.SUCCEEDED)}
+        assert terminals[0]["data"] == terminals[1]["data"]
+        assert [e["id"] for e in _of_kind(h, command_id, EventKind.ACCEPTED)] == [
+            event_id(command_id, EventKind.ACCEPTED)
+        ]
+        assert len(h.sims.sims.ledger.entries("pbsm.trigger")) == 1
+        assert await h.store.runs() == []
+
+
+class _LostTriggerRecord(MemoryStore):
+    """The first trigger record fails as an unreachable Redis does, after the publishes went
+    out; claims lapse at once, so the redelivery finds the claim `unknown`; `first` says whose
+    outcome is recorded first: the poll chain's, or the redelivery's `unknown_outcome`."""
+
+    def __init__(self, first: str) -> None:
+        super().__init__()
+        self.first = first
+        self.claims = 0
+        self.lost = False
+        self.recorded = asyncio.Event()
+
+    async def claim(
+        self, command_id: str, *, owner: str, lease: float, force: bool = False
+    ) -> Claim:
+        self.claims += 1
+        if self.claims > 1 and self.first == "poll chain":
+            await self.recorded.wait()
+        return await super().claim(command_id, owner=owner, lease=0.001, force=force)
+
+    async def record_trigger(
+        self,
+        command_id: str,
+        vendor_ref: dict[str, str],
+        *,
+        run: dict[str, str] | None = None,
+        state: RunState | None = None,
+    ) -> None:
+        if not self.lost:
+            self.lost = True
+            raise StoreUnavailable("idempotency store unavailable: ConnectionError")
+        await super().record_trigger(command_id, vendor_ref, run=run, state=state)
+
+    async def record_outcome(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        if self.first == "redelivery" and outcome["kind"] != "failed":
+            await self.recorded.wait()
+        standing = await super().record_outcome(command_id, outcome)
+        self.recorded.set()
+        return standing
+
+
+@pytest.mark.parametrize(
+    ("first", "kind", "error_kind"),
+    [("poll chain", "succeeded", None), ("redelivery", "failed", "unknown_outcome")],
+)
+async def test_a_lost_trigger_record_with_its_publishes_out_still_ends_once(
+    first: str, kind: str, error_kind: str | None
+) -> None:
+    """The store write failed, `accepted` and the poll request went out: the message is parked,
+    the poll chain follows the run, and the redelivery finds a claim with no reference. The
+    first outcome recorded is the one terminal event, repeated under its id by the other."""
+    async with harness() as h:
+        h.store = _LostTriggerRecord(first)
+        await h.start(h.settings())
+        command_id = await h.publish("trigger-batch")
+        await h.events.terminal(command_id, timeout=15)
+        await _quiet(h)
+        assert h.store.lost
+        terminals = h.terminal(command_id)
+        assert len(terminals) == 2, "the poll chain and the redelivery both answered"
+        assert {e["id"] for e in terminals} == {event_id(command_id, EventKind(kind))}
+        assert terminals[0]["data"] == terminals[1]["data"]
+        assert (terminals[0]["data"].get("error") or {}).get("kind") == error_kind
+        assert len(_of_kind(h, command_id, EventKind.ACCEPTED)) == 1
+        assert len(h.sims.sims.ledger.entries("pbsm.trigger")) == 1, "never triggered twice"
+        letters = await h.dead_letters()
+        assert [d.error_kind for d in letters] == ([error_kind] if error_kind else [])
+        assert await h.store.runs() == [], "nothing of it reached the runs in flight"
