@@ -95,7 +95,7 @@ function endedRow(ended) {
   cell(tr, ended.command_type);
   cell(tr, ended.connection);
   cell(tr, ended.kind, "kind-" + ended.kind);
-  cell(tr, ended.error_kind ? ended.error_kind + ": " + ended.error_message : ended.status);
+  cell(tr, ended.error_kind ? ended.error_kind + ": " + ended.error_message : ended.status, "text");
   return tr;
 }
 
@@ -109,7 +109,7 @@ function letterRow(letter) {
   cell(tr, letter.attempts);
   cell(tr, letter.dead_at ? when(letter.dead_at) : "-");
   cell(tr, letter.queue);
-  cell(tr, letter.reason);
+  cell(tr, letter.reason, "text");
   const actions = cell(tr, "");
   actions.textContent = "";
   const button = document.createElement("button");
