@@ -27,6 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -88,6 +89,23 @@ async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactor
 @pytest.fixture
 def store(new_store: StoreFactory) -> IdempotencyStore:
     return new_store()
+
+
+@asynccontextmanager
+async def raw_redis_store() -> AsyncIterator[tuple[RedisStore, aioredis.Redis, str]]:
+    """A Redis store under a prefix of its own (retention 100 s), a plain client to look at
+    its keys, and the prefix; every key under it is deleted afterwards."""
+    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
+    store = RedisStore(REDIS_URL, retention=100.0, prefix=prefix)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        yield store, client, prefix
+    finally:
+        await store.aclose()
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 def command_id() -> str:
@@ -639,11 +657,8 @@ async def test_redis_stores_share_one_truth_between_processes() -> None:
 async def test_redis_keeps_the_runs_view_under_its_prefix_for_the_retention() -> None:
     """The index is one sorted set, `<prefix>runs`, scored by trigger time; a run's history
     is a list, `<prefix>hist:<id>`, that expires with the rest of its keys."""
-    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
-    store = RedisStore(REDIS_URL, retention=100.0, prefix=prefix)
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    cid = command_id()
-    try:
+    async with raw_redis_store() as (store, client, prefix):
+        cid = command_id()
         await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state())
         assert await client.zscore(f"{prefix}runs", cid) == T0
         assert await client.llen(f"{prefix}hist:{cid}") == 1
@@ -652,33 +667,18 @@ async def test_redis_keeps_the_runs_view_under_its_prefix_for_the_retention() ->
         await store.record_outcome(cid, outcome("succeeded"))
         assert await client.zscore(f"{prefix}runs", cid) is None
         assert await client.llen(f"{prefix}hist:{cid}") == 2
-    finally:
-        await store.aclose()
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 async def test_redis_a_trigger_recorded_after_the_outcome_writes_no_index_entry() -> None:
     """What `runs()` would tidy away unseen: no index member and no history for the run."""
-    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
-    store = RedisStore(REDIS_URL, retention=100.0, prefix=prefix)
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    cid = command_id()
-    try:
+    async with raw_redis_store() as (store, client, prefix):
+        cid = command_id()
         await store.record_outcome(cid, outcome("succeeded"))
         await store.record_trigger(cid, {"r": "1"}, run=PBSM, state=first_state())
         assert await client.zscore(f"{prefix}runs", cid) is None
         assert await client.exists(f"{prefix}hist:{cid}") == 0
         assert await client.hget(f"{prefix}cmd:{cid}", "state") is None
         assert await client.exists(f"{prefix}claim:{cid}") == 0
-    finally:
-        await store.aclose()
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 def _closed_port() -> int:
