@@ -9,6 +9,7 @@ the five minutes after the first five (plus a small absolute slack for figures n
 Writes `soak.csv` and `soak.png` (matplotlib) to `--out`, and prints one line per figure.
 
     scripts/soak --minutes 30 --rate 25 --out /tmp/soak
+    scripts/soak --minutes 30 --rate 25 --cluster --out /tmp/soak-cluster
 """
 
 from __future__ import annotations
@@ -127,12 +128,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", type=float, default=120.0, help="mean s between kills")
     parser.add_argument("--out", type=Path, default=Path("soak"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on scripts/cluster's three nodes (started if down), a node killed now and then "
+        "instead of the broker restart",
+    )
+    parser.add_argument(
+        "--node-kill-every", type=float, default=300.0, help="with --cluster: mean s between"
+    )
     args = parser.parse_args(argv)
     config = ChaosConfig(
         n=int(args.rate * args.minutes * 60),
         seed=args.seed,
         rate=args.rate,
         kill_every=args.kill_every,
+        cluster=args.cluster,
+        node_kill_every=args.node_kill_every,
         timeout=600.0,
         sample_every=10.0,
         log_dir=args.out / "logs",
