@@ -7,9 +7,10 @@ it, so no test sees another's counts; nothing uses prometheus_client's global re
 The few central places record into it: the settler (how each command was settled, retries,
 dead letters), the publisher (events), the vendor HTTP layer (calls, latency), the poller
 (poll lag, runs in hand), Product-Live's client (rate-limit waits), PBSM's token manager,
-the AMQP broker (reconnects) and the Redis store (errors). Labels are bounded: command types
-and vendors come from the command table, anything else read off the wire is `unknown`;
-never a command id or a vendor reference.
+the AMQP broker (reconnects), the Redis store (errors) and the scheduler (fires). Labels are
+bounded: command types and vendors come from the command table, schedule names from the
+schedule file, anything else read off the wire is `unknown`; never a command id or a vendor
+reference.
 
 Each labelled child is looked up once and kept (`_Children`): prometheus_client's
 `labels()` costs ~1.8 us a call (a lock and validation), a kept child's `inc()` ~0.4 us.
@@ -23,7 +24,7 @@ the gauge of runs in hand is summed over live processes).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
 from prometheus_client import (
@@ -40,6 +41,7 @@ from prometheus_client import values as _values
 from contracts import COMMAND_TYPES
 
 __all__ = [
+    "FIRE_OUTCOMES",
     "Metrics",
     "command_type_label",
     "current",
@@ -60,6 +62,8 @@ _WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _COMMAND_TYPES = frozenset(COMMAND_TYPES)
+# What the scheduler did with a fire, as its log line's `outcome` says it.
+FIRE_OUTCOMES = ("sent", "claimed", "failed", "missed", "invalid")
 _VENDORS: dict[str, str] = {}
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -203,6 +207,23 @@ class Metrics:
             ("command_type", "vendor"),
             registry=r,
         )
+        self.scheduler_fires = Counter(
+            "flowgate_scheduler_fires_total",
+            "Fires of `flowgate scheduler`'s schedules, by outcome: sent (published, confirmed "
+            "by RabbitMQ), claimed (skipped: another scheduler, or an earlier run, has the "
+            "slot), failed (not published), missed (later than scheduler.grace), invalid (the "
+            "data is not a valid command).",
+            ("schedule", "outcome"),
+            registry=r,
+        )
+        self.scheduler_last_fire = Gauge(
+            "flowgate_scheduler_last_fire_timestamp_seconds",
+            "The fire time (the cron slot, unix seconds) of the last command this scheduler "
+            "sent for a schedule; take the max over schedulers.",
+            ("schedule",),
+            multiprocess_mode="max",
+            registry=r,
+        )
         self._commands = _Children(self.commands)
         self._events = _Children(self.events)
         self._calls = _Children(self.vendor_calls)
@@ -244,6 +265,18 @@ class Metrics:
 
     def stuck(self, command_type: str) -> None:
         self.runs_stuck.labels(command_type_label(command_type), vendor_of(command_type)).inc()
+
+    def schedules(self, names: Iterable[str]) -> None:
+        """Every fire outcome of every schedule at 0, so a first fire is seen as a change."""
+        for name in names:
+            for outcome in FIRE_OUTCOMES:
+                self.scheduler_fires.labels(name, outcome)
+
+    def fired(self, schedule: str, outcome: str, fire_time: float) -> None:
+        """A fire of `schedule` for the slot `fire_time` (unix seconds) ended as `outcome`."""
+        self.scheduler_fires.labels(schedule, outcome).inc()
+        if outcome == "sent":
+            self.scheduler_last_fire.labels(schedule).set(fire_time)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition (body, content type) for `GET /metrics`."""

@@ -31,6 +31,10 @@ confirms) instead of sending a Celery task. What makes a fire happen once:
   `scheduler.grace` seconds ago, so a slot that fell due while the process was (re)starting
   is fired, and one a previous run already published is skipped by its claim. A slot later
   than the grace (the process was down or stalled) is logged as missed and not sent.
+
+Every fire's outcome is counted (`flowgate_scheduler_fires_total`, `workers.metrics`) and,
+with `health_port` set, served on /metrics beside /healthz and /readyz
+(`workers.scheduler_health`).
 """
 
 from __future__ import annotations
@@ -59,10 +63,12 @@ from celery.schedules import crontab
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contracts.commands import COMMAND_TYPES, Command
+from workers import metrics
 from workers._redis import sync_client
 from workers.schedule_dates import DateExpressionError, render_data
 
 if TYPE_CHECKING:
+    from workers.scheduler_health import SchedulerHealth
     from workers.settings import Settings
 
 __all__ = [
@@ -539,6 +545,7 @@ class FlowgateScheduler(beat.Scheduler):  # type: ignore[misc]
                 self._grace,
                 extra={**extra, "outcome": "missed"},
             )
+            metrics.current().fired(plan.name, "missed", fire_time.timestamp())
             return
         try:
             command = plan.command(fire_time)
@@ -551,6 +558,7 @@ class FlowgateScheduler(beat.Scheduler):  # type: ignore[misc]
                 str(exc).replace("\n", " "),
                 extra={**extra, "outcome": "invalid"},
             )
+            metrics.current().fired(plan.name, "invalid", fire_time.timestamp())
             return
         slot = f"{plan.name}:{at}"
         claimed = self._claims.claim(slot)
@@ -563,6 +571,7 @@ class FlowgateScheduler(beat.Scheduler):  # type: ignore[misc]
                 the_id,
                 extra={**extra, "outcome": "claimed"},
             )
+            metrics.current().fired(plan.name, "claimed", fire_time.timestamp())
             return
         if claimed is None:
             log.warning(
@@ -588,6 +597,7 @@ class FlowgateScheduler(beat.Scheduler):  # type: ignore[misc]
                 exc,
                 extra={**extra, "outcome": "failed"},
             )
+            metrics.current().fired(plan.name, "failed", fire_time.timestamp())
             return
         if claimed:
             self._claims.sent(slot)
@@ -600,20 +610,25 @@ class FlowgateScheduler(beat.Scheduler):  # type: ignore[misc]
             the_id,
             extra={**extra, "outcome": "sent"},
         )
+        metrics.current().fired(plan.name, "sent", fire_time.timestamp())
 
 
 # --------------------------------------------------------------------------------- running
 
 
 def serve(
-    scheduler: FlowgateScheduler, wait: Callable[[float], None], stop: threading.Event
+    scheduler: FlowgateScheduler,
+    wait: Callable[[float], None],
+    stop: threading.Event,
+    ticked: Callable[[], None] = lambda: None,
 ) -> None:
     """Beat's loop: tick (fire what is due), wait until the next fire, until `stop` is set.
     Not `celery.beat.Service.start`: its `time.sleep` cannot be cut short by a stop, and the
-    wait here reads the client's connection (`wait`)."""
+    wait here reads the client's connection (`wait`). `ticked` after each tick (readiness)."""
     try:
         while not stop.is_set():
             delay = float(scheduler.tick())
+            ticked()
             if delay > 0:
                 wait(min(delay, _WAIT_SLICE))
     finally:
@@ -657,8 +672,30 @@ def run(
     clock: Clock = _utc_now,
     max_interval: float = _MAX_INTERVAL,
 ) -> None:
-    """Fire `schedules` until `stop` is set (connection errors at start raise)."""
+    """Fire `schedules` until `stop` is set (connection errors at start raise), serving
+    /healthz, /readyz and /metrics on `health_port` meanwhile when it is set (CannotListen
+    when it cannot be bound)."""
+    from workers.scheduler_health import SchedulerHealth, serving
+
+    redis_url = settings.idempotency.redis_url.get_secret_value()
+    health = SchedulerHealth(redis_url, len(schedules))
+    metrics.current().schedules(plan.name for plan in schedules)
+    # First: /healthz answers while the scheduler connects, /readyz says what it waits for.
+    with serving(health, settings.health_host, settings.health_port):
+        _run(settings, schedules, health, stop=stop, clock=clock, max_interval=max_interval)
+
+
+def _run(
+    settings: Settings,
+    schedules: list[Schedule],
+    health: SchedulerHealth,
+    *,
+    stop: threading.Event,
+    clock: Clock,
+    max_interval: float,
+) -> None:
     client = _connect(settings)
+    health.connected()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     claims = RedisClaims(
         settings.idempotency.redis_url.get_secret_value(),
@@ -698,27 +735,30 @@ def run(
             settings.scheduler.grace,
             owner,
         )
-        serve(scheduler, _reader(client), stop)
+        serve(scheduler, _reader(client, health), stop, health.ticked)
     finally:
         client.close()
         claims.close()
 
 
-def _reader(client: Any) -> Callable[[float], None]:
+def _reader(client: Any, health: SchedulerHealth) -> Callable[[float], None]:
     """The wait between fires: read the client's connection, so the events flowgate sends
     back to its reply queue are taken off it (and dropped: nothing here waits on them) and a
-    dropped connection is re-established (retry policy) between fires, not at one."""
+    dropped connection is re-established (retry policy) between fires, not at one. What it
+    found is what /readyz says of RabbitMQ."""
     broken: list[str] = []
 
     def wait(seconds: float) -> None:
         try:
             client.drain(seconds)
         except Exception as exc:  # RabbitMQ away: the next publish tries again, itself
+            health.disconnected(exc)
             if not broken:
                 log.warning("scheduler: RabbitMQ connection lost: %s", exc)
             broken[:] = [str(exc)]
             time.sleep(seconds)
         else:
+            health.connected()
             if broken:
                 log.info("scheduler: RabbitMQ connection back")
                 broken.clear()
@@ -732,6 +772,7 @@ def main(path: Path, settings: Settings, *, check_only: bool) -> int:
 
     from flowgate_client import FlowgateClientError
     from workers.broker.base import TopologyError
+    from workers.scheduler_health import CannotListen
 
     try:
         schedules = load_schedules(path)
@@ -748,6 +789,9 @@ def main(path: Path, settings: Settings, *, check_only: bool) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         run(settings, schedules, stop=stop)
+    except CannotListen as exc:
+        print(f"flowgate scheduler: {exc}", file=sys.stderr)
+        return 2
     except TopologyError as exc:
         print(f"flowgate scheduler: RabbitMQ refused flowgate's topology: {exc}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """`flowgate scheduler` on the real RabbitMQ and Redis: a schedule publishes its command on
-time, with the fire's id and data, and two schedulers (or a restart in the fire minute)
-publish each fire once.
+time, with the fire's id and data, two schedulers (or a restart in the fire minute) publish
+each fire once, and its health port says it is ready and counts the fires.
 
 Each scheduler is `workers.scheduler.run`, in a thread, as `flowgate scheduler` runs it, on a
 clock shifted so that a chosen fire time (Monday 06:00 in Paris) is 1.5 s away in real time:
@@ -22,14 +22,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import EventData, EventKind, TriggerBatch, encode_event
 from flowgate_client.sync import Client
 from tests.conftest import fast_settings
-from tests.waiting import wait_until
+from tests.waiting import poll_until, wait_until
 from workers.app import Flowgate
 from workers.broker import AmqpBroker, Binding, Delivery, OutgoingMessage, Queue, Topology
+from workers.metrics import Metrics, installed
 from workers.scheduler import SOURCE, Schedule, command_id, load_schedules, run
 from workers.settings import Settings
 from workers.topology import COMMANDS_EXCHANGE
@@ -246,6 +249,57 @@ async def test_a_restart_in_the_fire_minute_does_not_publish_again(
         await wait_until(decided(logs, MONDAY, 2), timeout=10)
     assert outcomes(logs, MONDAY) == ["claimed", "sent"]
     assert [c["id"] for c in await commands.barrier()] == [command_id("NIGHTLY", MONDAY)]
+
+
+def health_port(logs: pytest.LogCaptureFixture) -> int:
+    (port,) = [r.__dict__["health_port"] for r in logs.records if "health_port" in r.__dict__]
+    return int(port)
+
+
+def sample(page: httpx.Response, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(page.text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return None
+
+
+async def test_the_health_port_says_ready_and_counts_the_fires(
+    settings: Settings,
+    schedules: list[Schedule],
+    commands: Commands,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """`health_port` set: /healthz, /readyz (beat running, RabbitMQ and Redis answering) and
+    /metrics, where the sent-fires counter goes from 0 to 1 with a fire."""
+    settings = settings.model_copy(update={"health_host": "127.0.0.1", "health_port": 0})
+    clock = ShiftedClock()
+    clock.aim(MONDAY, lead=600)
+    sent = {"schedule": "NIGHTLY", "outcome": "sent"}
+    with installed(Metrics()):
+        async with (
+            schedulers(1, settings, schedules, clock, logs),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{health_port(logs)}") as http,
+        ):
+            assert (await http.get("/healthz")).text == "ok\n"
+            ready = await poll_until(
+                lambda: http.get("/readyz"), lambda r: r.status_code == 200, timeout=10
+            )
+            assert ready.json() == {
+                "ready": True,
+                "checks": {"schedules": 1, "beat": "running", "rabbitmq": "ok", "redis": "ok"},
+            }
+            before = await http.get("/metrics")
+            assert sample(before, "flowgate_scheduler_fires_total", **sent) == 0
+            clock.aim(MONDAY)
+            await commands.wait_for(1, timeout=LEAD + 10)
+            after = await poll_until(
+                lambda: http.get("/metrics"),
+                lambda r: sample(r, "flowgate_scheduler_fires_total", **sent) == 1,
+            )
+    last = sample(after, "flowgate_scheduler_last_fire_timestamp_seconds", schedule="NIGHTLY")
+    assert last == MONDAY.timestamp()
+    assert outcomes(logs, MONDAY) == ["sent"]
 
 
 async def test_waiting_reads_the_events_that_come_back(

@@ -40,8 +40,9 @@ from workers.vendors._connection import ConnectionBase
 COMPOSE = Path(__file__).resolve().parents[2] / "compose.yaml"
 TEXT = COMPOSE.read_text()
 
-# Roles that run until stopped and do the work: they need a readiness healthcheck.
-LONG_LIVED = {"worker", "poller"}
+# Roles that run until stopped and do the work: they need a readiness healthcheck, and serve
+# /metrics beside it.
+LONG_LIVED = {"worker", "poller", "scheduler"}
 # Roles that only serve: their settings point nowhere.
 SERVE_ONLY = {"simulate"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
@@ -479,6 +480,7 @@ WIRING_MUTATIONS: list[tuple[Callable[[], Doc], str]] = [
     ),
     (lambda: _drop(load(), "worker", "healthcheck"), "worker: has no healthcheck"),
     (lambda: _drop(load(), "poller", "healthcheck"), "poller: has no healthcheck"),
+    (lambda: _drop(load(), "scheduler", "healthcheck"), "scheduler: has no healthcheck"),
     (lambda: mutated("8081/readyz", "8081/healthz"), "worker: healthcheck does not probe"),
     (lambda: mutated("8081/readyz", "8082/readyz"), "poller: healthcheck does not probe"),
     (
@@ -598,7 +600,8 @@ def scrape_problems(doc: Doc, config_text: str = PROMETHEUS_TEXT) -> list[str]:
 
 def test_prometheus_scrapes_every_process_with_a_health_port() -> None:
     doc = load()
-    assert set(_scrape_targets(yaml.safe_load(PROMETHEUS_TEXT))) == {"worker", "poller"}
+    targets = set(_scrape_targets(yaml.safe_load(PROMETHEUS_TEXT)))
+    assert targets == {"worker", "poller", "scheduler"}
     assert scrape_problems(doc) == []
 
 
@@ -607,7 +610,15 @@ def _prometheus(old: str, new: str) -> str:
     return PROMETHEUS_TEXT.replace(old, new)
 
 
-_POLLER_JOB = PROMETHEUS_TEXT[PROMETHEUS_TEXT.index("  - job_name: flowgate-poller") :]
+def _job(name: str) -> str:
+    """One job of deploy/prometheus.yml, as written (up to the next job, or the end)."""
+    start = PROMETHEUS_TEXT.index(f"  - job_name: {name}\n")
+    end = PROMETHEUS_TEXT.find("  - job_name:", start + 1)
+    return PROMETHEUS_TEXT[start : end if end >= 0 else None]
+
+
+_POLLER_JOB = _job("flowgate-poller")
+_SCHEDULER_JOB = _job("flowgate-scheduler")
 
 SCRAPE_MUTATIONS: list[tuple[Callable[[], tuple[Doc, str]], str]] = [
     (
@@ -615,12 +626,16 @@ SCRAPE_MUTATIONS: list[tuple[Callable[[], tuple[Doc, str]], str]] = [
         "poller: serves /metrics on 8081 but no job scrapes it",
     ),
     (
+        lambda: (load(), _prometheus(_SCHEDULER_JOB, "")),
+        "scheduler: serves /metrics on 8081 but no job scrapes it",
+    ),
+    (
         lambda: (load(), _prometheus("names: [worker]", "names: [workers]")),
         "workers: scraped, but not a flowgate service",
     ),
     (
-        lambda: (load(), _prometheus("names: [poller]", "names: [poller, scheduler]")),
-        "flowgate-poller: scrapes scheduler, which serves no health port",
+        lambda: (load(), _prometheus("names: [poller]", "names: [poller, simulators]")),
+        "flowgate-poller: scrapes simulators, which serves no health port",
     ),
     (
         lambda: (load(), _prometheus("port: 8081", "port: 9100")),

@@ -52,8 +52,6 @@ KEDA_CRDS = Path(__file__).parent / "k8s_schemas" / f"keda-{KEDA_VERSION}"
 # An older release (the manifests use no API newer than 1.29's) and the newest with schemas.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 
-# Roles with /healthz and /readyz on the health port (and /metrics beside them).
-SERVES_HEALTH = {"worker", "poller"}
 # Peak RSS measured, in MB: worker and poller from BENCHMARKS.md (the poller's 114 MB while
 # holding 2,048 runs, 4x poller.max_held), the scheduler on 2026-11-25 with two schedules.
 PEAK_RSS_MB = {"worker": 102, "poller": 114, "scheduler": 65}
@@ -523,12 +521,10 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def _health_problems(pod: Pod, settings: Settings, docs: list[Doc]) -> list[str]:
+    """Every role serves /healthz, /readyz and /metrics on the health port: probed there, and
+    scraped (annotations, the metrics Service)."""
     name, container = pod.name, pod.container
-    probes = {k: container.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe")}
-    if pod.role not in SERVES_HEALTH:
-        return [
-            f"{name}: {k} on a process that serves no health port" for k, v in probes.items() if v
-        ]
+    probes = {k: container.get(k) for k in ("livenessProbe", "readinessProbe")}
     problems = []
     port = settings.health_port
     if port is None or settings.health_host not in {"0.0.0.0", "::"}:
@@ -681,9 +677,14 @@ POD_MUTATIONS: list[tuple[Edit, str]] = [
         "readinessProbe probes port metrics",
     ),
     (dropping("Deployment", WORKER, f"{CONTAINER}.readinessProbe"), "no readinessProbe"),
+    (dropping("Deployment", SCHEDULER, f"{CONTAINER}.livenessProbe"), "scheduler: no liveness"),
     (
-        setting("Deployment", SCHEDULER, f"{CONTAINER}.livenessProbe", {"httpGet": {}}),
-        "serves no health port",
+        setting("Deployment", SCHEDULER, f"{CONTAINER}.readinessProbe.httpGet.path", "/healthz"),
+        "flowgate-scheduler: readinessProbe probes /healthz, not /readyz",
+    ),
+    (
+        dropping("Deployment", SCHEDULER, "spec.template.metadata.labels.flowgate/metrics"),
+        "flowgate-scheduler: no Service exposes its health port",
     ),
     (
         setting("Deployment", POLLER, f"{CONTAINER}.ports.0.containerPort", 9000),

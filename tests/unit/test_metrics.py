@@ -39,6 +39,8 @@ EXPORTED = {
     "flowgate_amqp_reconnects": ("counter", set()),
     "flowgate_store_errors": ("counter", set()),
     "flowgate_runs_stuck": ("counter", {"command_type", "vendor"}),
+    "flowgate_scheduler_fires": ("counter", {"schedule", "outcome"}),
+    "flowgate_scheduler_last_fire_timestamp_seconds": ("gauge", {"schedule"}),
 }
 
 
@@ -77,6 +79,7 @@ def _touch_every_metric(metrics: Metrics) -> None:
     metrics.amqp_reconnects.inc()
     metrics.store_errors.inc()
     metrics.stuck("trigger-batch")
+    metrics.fired("NIGHTLY", "sent", 1_774_843_200.0)
 
 
 def test_every_metric_is_exported_with_its_type_and_labels() -> None:
@@ -114,6 +117,20 @@ def test_labels_stay_bounded() -> None:
     assert value(metrics, "flowgate_runs_followed", vendor="pbsm") == 1
     assert value(metrics, "flowgate_poll_lag_seconds_count", vendor="flowgate") == 1
     assert metrics_module.http_status_label(42) == "invalid"
+
+
+def test_a_schedulers_fires_are_there_at_zero_before_the_first() -> None:
+    """So the first fire is a change from 0 (a rate), not a series appearing."""
+    metrics = Metrics()
+    metrics.schedules(["NIGHTLY"])
+    fires = {
+        dict(labels)["outcome"]: v
+        for (name, labels), v in samples(metrics).items()
+        if name == "flowgate_scheduler_fires_total"
+    }
+    assert fires == dict.fromkeys(metrics_module.FIRE_OUTCOMES, 0.0)
+    # No last fire time until one is sent: a 0 would read as a fire in 1970.
+    assert "flowgate_scheduler_last_fire_timestamp_seconds" not in {n for n, _ in samples(metrics)}
 
 
 def test_the_process_has_one_and_installed_replaces_it_for_a_block() -> None:

@@ -19,6 +19,7 @@ from celery import Celery
 
 from contracts import Command, TriggerBatch
 from workers.cli import main as cli_main
+from workers.metrics import Metrics, installed
 from workers.scheduler import (
     SCHEDULE_NAMESPACE,
     FlowgateScheduler,
@@ -505,3 +506,30 @@ def test_a_failed_publish_releases_the_claim_and_the_next_fire_goes(
     ]
     failed = next(r for r in logs.records if getattr(r, "outcome", "") == "failed")
     assert failed.levelno == logging.ERROR and "RabbitMQ went away" in failed.getMessage()
+
+
+def test_each_fire_is_counted_by_outcome_and_the_last_sent_slot_kept(nightly: Schedule) -> None:
+    claims = Claims()
+    clock = Clock(utc(2026, 3, 30, 3, 59))
+    with installed(Metrics()) as counted:
+        one, sent_one = beat_on([nightly], clock, claims)
+        two, _ = beat_on([nightly], clock, claims)
+        sent_one.failures = 1  # Monday: one fails and releases the slot, two sends it
+        run_until(clock, utc(2026, 3, 31, 4, 1), one, two)  # Tuesday: one sends, two skips
+        clock.now = utc(2026, 4, 1, 4, 5)  # both frozen through Wednesday's fire
+        run_until(clock, utc(2026, 4, 1, 4, 6), one, two)
+
+    def fires(outcome: str) -> float | None:
+        labels = {"schedule": "NIGHTLY", "outcome": outcome}
+        return counted.registry.get_sample_value("flowgate_scheduler_fires_total", labels)
+
+    assert {o: fires(o) for o in ("sent", "claimed", "failed", "missed")} == {
+        "sent": 2,
+        "claimed": 1,
+        "failed": 1,
+        "missed": 2,
+    }
+    last = counted.registry.get_sample_value(
+        "flowgate_scheduler_last_fire_timestamp_seconds", {"schedule": "NIGHTLY"}
+    )
+    assert last == utc(2026, 3, 31, 4).timestamp()
