@@ -15,15 +15,18 @@ from subprocess import CalledProcessError
 
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 
-from bench import polling, report
-from bench.harness import VHOST, Run, rabbitmqctl, run_contender
+from bench import polling, report, scaling
+from bench.harness import OBSERVED, VHOST, Run, rabbitmqctl, run_contender
 from bench.polling import best_policy
+from bench.scaling import LAYOUTS, Layout
 from bench.sims import Sims
 from bench.sustained import search, search_table
 from bench.workload import PROFILES, Profile, poll_delay
 from workers.vendors._connection import PollPolicy
 
-CONTENDERS = ("limit", "flowgate", "celery-prefork", "celery-threads")
+# flowgate-observed is in the default set: one more flowgate-sized run per profile (~1.5 min
+# on ~11), and the cost of metrics, logs and traces is only seen if it runs beside flowgate.
+CONTENDERS = ("limit", "flowgate", OBSERVED, "celery-prefork", "celery-threads")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,9 +59,39 @@ def _parser() -> argparse.ArgumentParser:
         help="rounds of the contenders, interleaved (order reversed every other round); "
         "ratios are then the median of the per-round ratios",
     )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="instead: flowgate (fast profile) with (workers, pollers) = "
+        + ", ".join(f"({w},{p})" for w, p in LAYOUTS)
+        + ", interleaved --repeat rounds; CPU per command by role, RabbitMQ and Redis",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 commands")
     parser.add_argument("--no-record", action="store_true", help="do not append BENCHMARKS.md")
     return parser
+
+
+async def _attempts(
+    name: str, profile: Profile, sims: Sims, args: argparse.Namespace, logs: Path, n: int,
+    rate: float | None = None, flowgate: Layout | None = None,
+) -> Run:  # fmt: skip
+    for attempt in (1, 2, 3, 4):
+        try:
+            return await run_contender(
+                name, profile, sims, n=n, processes=args.processes, threads=args.celery_threads,
+                cap=args.cap, logs=logs, rate=rate, flowgate=flowgate,
+            )  # fmt: skip
+        except (
+            ConnectionError,
+            AMQPError,
+            ChannelInvalidStateError,
+            TimeoutError,
+            CalledProcessError,
+        ) as exc:
+            # e.g. someone ran `rabbitmqctl stop_app` (the e2e tests do) mid-run
+            print(f"[bench]   run broken ({exc!r}); attempt {attempt} of 4", file=sys.stderr)
+            await asyncio.sleep(10)
+    raise RuntimeError(f"{name}: four broken runs in a row")
 
 
 async def _profile(
@@ -70,23 +103,7 @@ async def _profile(
     await sims.start({})
 
     async def one(name: str, n: int, rate: float | None = None) -> Run:
-        for attempt in (1, 2, 3, 4):
-            try:
-                return await run_contender(
-                    name, profile, sims, n=n, processes=args.processes,
-                    threads=args.celery_threads, cap=args.cap, logs=logs, rate=rate,
-                )  # fmt: skip
-            except (
-                ConnectionError,
-                AMQPError,
-                ChannelInvalidStateError,
-                TimeoutError,
-                CalledProcessError,
-            ) as exc:
-                # e.g. someone ran `rabbitmqctl stop_app` (the e2e tests do) mid-run
-                print(f"[bench]   run broken ({exc!r}); attempt {attempt} of 4", file=sys.stderr)
-                await asyncio.sleep(10)
-        raise RuntimeError(f"{name}: four broken runs in a row")
+        return await _attempts(name, profile, sims, args, logs, n, rate)
 
     async def contender(round_: int, name: str) -> None:
         label = f" (round {round_ + 1} of {args.repeat})" if args.repeat > 1 else ""
@@ -127,6 +144,44 @@ async def _profile(
     return runs, searches
 
 
+async def _scaling(
+    profile: Profile, args: argparse.Namespace, logs: Path
+) -> list[tuple[Layout, Run]]:
+    runs: list[tuple[Layout, Run]] = []
+    sims = Sims(profile, logs)
+    await sims.start({})
+    try:
+        for round_ in range(args.repeat):
+            label = f" (round {round_ + 1} of {args.repeat})" if args.repeat > 1 else ""
+            # Reversed every other round, as the contenders are.
+            for layout in LAYOUTS if round_ % 2 == 0 else LAYOUTS[::-1]:
+                print(f"[bench] scaling: {layout} (workers, pollers){label} ...", file=sys.stderr)
+                run = await _attempts(
+                    "flowgate", profile, sims, args, logs, args.n, flowgate=layout
+                )
+                run.round = round_
+                runs.append((layout, run))
+                print(f"[bench]   {run.done}/{run.n} in {run.window:.1f} s", file=sys.stderr)
+    finally:
+        await sims.stop()
+    return runs
+
+
+def _scaling_notes(args: argparse.Namespace, profile: Profile) -> str:
+    return "\n".join(
+        [
+            f"- {profile.describe()}; N = {args.n} commands published at once per layout",
+            "- `flowgate` as in the contender runs (WARNING logs, no health port, no tracing);"
+            " each layout starts its processes afresh on a fresh vhost and the same Redis.",
+            "- CPU = utime + stime over the window; workers and pollers are summed over their"
+            " processes. RabbitMQ = the beam.smp listening on 5672, Redis = the redis-server"
+            " on the store's port: both shared with anything else using them meanwhile.",
+            "- total = workers + pollers + RabbitMQ + Redis; total ÷ 1 + 1 = that total over"
+            " the 1 worker + 1 poller total of the same round, the median over rounds.",
+        ]
+    )
+
+
 def _notes(args: argparse.Namespace, profiles: list[Profile]) -> str:
     schedule = ", ".join(f"{poll_delay(i):.3g}" for i in range(5))
     lines = [f"- {p.describe()}; N = {args.n} commands published at once" for p in profiles]
@@ -143,15 +198,31 @@ def _notes(args: argparse.Namespace, profiles: list[Profile]) -> str:
         " `bench/workload.py:ideal`). A capped run counts unfinished commands as 'never'.",
         "- Simulators (one process per vendor), RabbitMQ and the bench's publisher/collector"
         " share the same cores as the contender.",
+        "- RabbitMQ CPU = the beam.smp listening on 5672; Redis CPU = the redis-server on the"
+        " store's port (flowgate's idempotency store and run index; the limit and Celery do not"
+        " use it). Both count anything else using them during the window.",
     ]
+    if OBSERVED in args.only.split(","):
+        lines.append(
+            f"- {OBSERVED}: the same processes as flowgate, configured as in production: JSON log"
+            " lines at INFO (to the process log file), a health port each with `/metrics`"
+            " scraped every second through the window, and tracing on (every trace) exported"
+            " over OTLP/HTTP to a sink in the bench process that answers 200 and keeps nothing."
+            " flowgate logs at WARNING (no line per command), serves no port and traces nothing;"
+            " both keep the run index (the store always does)."
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     args = _parser().parse_args()
     if args.quick:
-        args.n, args.cap, args.paced_seconds, args.search_seconds = 200, 60.0, 10.0, 8.0
+        args.n, args.cap, args.search_seconds = 200, 60.0, 8.0
+        # At most 10 s: `--paced-seconds 0` still skips the search
+        args.paced_seconds = min(args.paced_seconds, 10.0)
     names = ["fast", "slow"] if args.profile == "both" else [args.profile]
+    if args.scaling:
+        names = ["fast"]  # --scaling ignores --profile and --only
     profiles = [PROFILES[p] for p in names]
     if args.latency is not None:
         profiles = [Profile(p.name, args.latency, p.run_seconds) for p in profiles]
@@ -165,12 +236,16 @@ def main() -> int:
     print(f"[bench] process logs in {logs}", file=sys.stderr)
     runs: list[Run] = []
     searches: list[str] = []
+    scaled: list[tuple[Layout, Run]] = []
 
     async def every_profile() -> None:
         main_task = asyncio.current_task()
         assert main_task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: contenders, sims, vhost
             asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
+        if args.scaling:
+            scaled.extend(await _scaling(profiles[0], args, logs))
+            return
         for profile in profiles:
             profile_runs, profile_searches = await _profile(profile, args, logs)
             runs.extend(profile_runs)
@@ -183,28 +258,41 @@ def main() -> int:
         return 130
     finally:
         rabbitmqctl("delete_vhost", VHOST, check=False)
-    proposal = best_policy() if not polling.meets(PollPolicy()) else None
-    body = "\n\n".join(
-        [
-            report.results_table(runs),
-            _notes(args, profiles),
-            *searches,
-            "Targets:\n\n" + report.targets_table(report.targets(runs)),
-            "Poll efficiency (simulated time, default PollPolicy vs a fixed 5 s poller):\n\n"
-            + report.poll_table(),
-            f"A policy meeting every poll target: `{proposal}`:\n\n" + report.poll_table(proposal)
-            if proposal
-            else "",
-            f"Total bench time: {time.monotonic() - started:.0f} s; 1-min load average at the start"
-            f" {load}, at the end {Path('/proc/loadavg').read_text().split()[0]}.",
-        ]
+    timing = (
+        f"Total bench time: {time.monotonic() - started:.0f} s; 1-min load average at the start"
+        f" {load}, at the end {Path('/proc/loadavg').read_text().split()[0]}."
     )
+    if args.scaling:
+        body = "\n\n".join([scaling.table(scaled), _scaling_notes(args, profiles[0]), timing])
+    else:
+        body = _body(args, profiles, runs, searches, timing)
     print(body)
     if not args.no_record:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         command = "scripts/bench " + shlex.join(sys.argv[1:])
         report.record(ROOT / "BENCHMARKS.md", when, command.strip(), body)
     return 0
+
+
+def _body(
+    args: argparse.Namespace, profiles: list[Profile], runs: list[Run], searches: list[str],
+    timing: str,
+) -> str:  # fmt: skip
+    proposal = best_policy() if not polling.meets(PollPolicy()) else None
+    sections = [
+        report.results_table(runs),
+        report.observed_table(runs),
+        _notes(args, profiles),
+        *searches,
+        "Targets:\n\n" + report.targets_table(report.targets(runs)),
+        "Poll efficiency (simulated time, default PollPolicy vs a fixed 5 s poller):\n\n"
+        + report.poll_table(),
+        f"A policy meeting every poll target: `{proposal}`:\n\n" + report.poll_table(proposal)
+        if proposal
+        else "",
+        timing,
+    ]
+    return "\n\n".join(section for section in sections if section)
 
 
 if __name__ == "__main__":

@@ -7,33 +7,46 @@ kinds; a command's time is from its publish to its terminal event's arrival.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
+import httpx
 import redis.asyncio as redis
 
 from bench.celery_app import task_message
-from bench.procs import Proc, broker_pid, cpu_seconds
+from bench.otlp import OtlpSink
+from bench.procs import Proc, broker_pid, cpu_seconds, redis_pid
 from bench.sims import Sims
 from bench.workload import MIX, Profile, commands, ideal
 from contracts import COMMAND_TYPES, encode_command
 from workers.broker import AmqpBroker
 from workers.topology import build_topology
 
-__all__ = ["Run", "run_contender"]
+__all__ = ["OBSERVED", "Run", "layout", "run_contender"]
 
 PY = sys.executable
 VHOST = "flowgate-bench"
 REDIS_URL = "redis://127.0.0.1:6379/0"  # flowgate's default idempotency store
+_LOCAL = ("127.0.0.1", "localhost", "::1")
 CELERY = [PY, "-m", "celery", "-A", "bench.celery_app", "worker", "-Q", "celery", "-l", "WARNING"]
 CELERY += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+# flowgate as an operator runs it in production: JSON log lines at INFO, /metrics scraped every
+# SCRAPE_EVERY seconds, every trace exported (to `bench.otlp`). `flowgate` itself logs at
+# WARNING (no line per command), serves no port and traces nothing.
+OBSERVED = "flowgate-observed"
+SCRAPE_EVERY = 1.0  # Prometheus' usual interval is 15-60 s: once a second is the worst case
 
 
 def rabbitmqctl(*args: str, check: bool = True) -> None:
@@ -63,27 +76,44 @@ class Run:
     cpu: float = 0.0
     cpu_roles: dict[str, float] = field(default_factory=dict)
     broker_cpu: float = 0.0
+    redis_cpu: float = 0.0  # the shared redis-server, like broker_cpu
     rss: list[tuple[str, float]] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
     rate: float | None = None  # publish rate when paced
     round: int = 0  # with --repeat, which round of the interleaved contenders
     note: str = ""  # why this rate, for the targets table
+    scrapes: int = 0  # flowgate-observed: GET /metrics answered 200 in the window
+    scrape_failures: int = 0
+    trace_exports: int = 0  # flowgate-observed: OTLP POSTs, the final flush at stop included
+    trace_bytes: int = 0
+    trace_spans: int = 0
 
     @property
     def throughput(self) -> float:
         return self.done / self.window if self.window else 0.0
 
 
-def layout(name: str, processes: int, threads: int) -> tuple[list[tuple[str, list[str]]], str]:
-    """(role, argv) per process and a one-line description of the process layout."""
+def _many(count: int, role: str) -> str:
+    return f"{count} {role}" + ("s" if count > 1 else "")
+
+
+def layout(
+    name: str, processes: int, threads: int, flowgate: tuple[int, int] | None = None
+) -> tuple[list[tuple[str, list[str]]], str]:
+    """(role, argv) per process and a one-line description of the process layout.
+
+    flowgate's is `flowgate` = (workers, pollers) when given, else `processes` - 1 workers
+    and 1 poller."""
     if name == "limit":
         argv = [PY, "-m", "bench.limit", "--amqp-url", "{url}"]
         return [("limit", argv)] * processes, f"{processes} x bench.limit"
     if name.startswith("flowgate"):
-        workers = max(1, processes - 1)
+        workers, pollers = flowgate or (max(1, processes - 1), 1)
+        if workers < 1 or pollers < 1:
+            raise ValueError(f"flowgate layout {flowgate}: needs at least 1 worker and 1 poller")
         procs = [("worker", [PY, "-m", "workers.cli", "worker"])] * workers
-        poller = ("poller", [PY, "-m", "workers.cli", "poller"])
-        return [*procs, poller], f"{workers} worker + 1 poller"
+        procs += [("poller", [PY, "-m", "workers.cli", "poller"])] * pollers
+        return procs, f"{_many(workers, 'worker')} + {_many(pollers, 'poller')}"
     if name == "celery-prefork":
         argv = [*CELERY, "-P", "prefork", "-c", str(processes), "-n", "prefork@%h"]
         return [("celery", argv)], f"1 celery main + {processes} prefork children"
@@ -106,9 +136,26 @@ async def _wait_consumers(channel: Any, wanted: dict[str, int], within: float = 
             await asyncio.sleep(0.2)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _observed_env(endpoint: str) -> dict[str, str]:
+    return {
+        "FLOWGATE_LOG_LEVEL": "INFO",
+        "FLOWGATE_LOG_FORMAT": "json",
+        "FLOWGATE_TRACING__ENABLED": "true",
+        "FLOWGATE_TRACING__SAMPLE_RATIO": "1",
+        "FLOWGATE_TRACING__ENDPOINT": endpoint,
+    }
+
+
 async def run_contender(
     name: str, profile: Profile, sims: Sims, *, n: int, processes: int, threads: int,
-    cap: float, logs: Path, rate: float | None = None,
+    cap: float, logs: Path, rate: float | None = None, flowgate: tuple[int, int] | None = None,
 ) -> Run:  # fmt: skip
     fresh_vhost()
     url = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
@@ -125,11 +172,18 @@ async def run_contender(
     store_prefix = f"flowgate-bench:{uuid.uuid4().hex[:8]}:"
     env["FLOWGATE_IDEMPOTENCY__KEY_PREFIX"] = store_prefix
     env |= {f"FLOWGATE_{v.upper()}__DEFAULT__BASE_URL": u for v, u in sims.urls.items()}
-    specs, description = layout(name, processes, threads)
+    sink = OtlpSink(_free_port()) if name == OBSERVED else None
+    if sink is not None:
+        env |= _observed_env(sink.endpoint)
+    specs, description = layout(name, processes, threads, flowgate)
+    # flowgate-observed: a health port per process, as each pod has its own
+    ports = [_free_port() if sink else None for _ in specs]
     procs = [
-        Proc(role, [a.replace("{url}", url) for a in argv], env, logs / f"{name}.log")
-        for role, argv in specs
-    ]
+        Proc(role, [a.replace("{url}", url) for a in argv],
+             env | ({"FLOWGATE_HEALTH_PORT": str(port)} if port else {}), logs / f"{name}.log")
+        for (role, argv), port in zip(specs, ports, strict=True)
+    ]  # fmt: skip
+    scrape = [f"http://127.0.0.1:{port}/metrics" for port in ports if port]
     run = Run(name, profile.name, n, description, rate=rate)
     connection = await aio_pika.connect(url)
     lost = asyncio.Event()  # e.g. someone ran `rabbitmqctl stop_app` mid-run
@@ -142,6 +196,8 @@ async def run_contender(
         results = await channel.declare_queue(exclusive=True)
         for kind in ("succeeded", "failed", "cancelled"):
             await results.bind("flowgate.events", routing_key=f"*.{kind}")
+        if sink is not None:
+            await sink.start()
         for proc in procs:
             await proc.start()
         if celery:
@@ -151,16 +207,58 @@ async def run_contender(
             workers = sum(1 for p in procs if p.role in ("worker", "limit"))
             await _wait_consumers(channel, {f"flowgate.cmd.{t}": workers for t in MIX})
             if name.startswith("flowgate"):
-                await _wait_consumers(channel, {"flowgate.poll": 1})
-        await _measure(run, channel, results, procs, sims, profile, celery, cap, logs, lost)
+                pollers = sum(1 for p in procs if p.role == "poller")
+                await _wait_consumers(channel, {"flowgate.poll": pollers})
+        await _measure(run, channel, results, procs, sims, profile, celery, cap, logs, lost, scrape)
         if lost.is_set():
             raise ConnectionError("lost the broker connection during the run")
     finally:
         await connection.close()
         for proc in procs:
             await proc.stop()
+        if sink is not None:
+            # after the processes: their last spans are flushed at stop
+            await sink.stop()
+            run.trace_exports, run.trace_bytes = sink.requests, sink.bytes
+            run.trace_spans = sink.spans()
         await _delete_keys(env.get("FLOWGATE_IDEMPOTENCY__REDIS_URL", REDIS_URL), store_prefix)
     return run
+
+
+@contextlib.asynccontextmanager
+async def _scraping(urls: list[str], run: Run) -> AsyncIterator[None]:
+    """Scrape `urls` (none: nothing) while the block runs."""
+    task = asyncio.create_task(_scrape(urls, run)) if urls else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _scrape(urls: list[str], run: Run) -> None:
+    """GET every process's /metrics each SCRAPE_EVERY seconds, as Prometheus would."""
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        while True:
+            due = time.monotonic() + SCRAPE_EVERY
+            answers = await asyncio.gather(*(http.get(url) for url in urls), return_exceptions=True)
+            for answer in answers:
+                if isinstance(answer, httpx.Response) and answer.status_code == 200:
+                    run.scrapes += 1
+                else:
+                    run.scrape_failures += 1
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+
+def _store_pid() -> int | None:
+    """The local redis-server flowgate's store uses; None for one on another machine (its
+    CPU is not this machine's to read)."""
+    url = urlsplit(os.environ.get("FLOWGATE_IDEMPOTENCY__REDIS_URL", REDIS_URL))
+    if url.scheme not in ("redis", "rediss") or url.hostname not in _LOCAL:
+        return None
+    return redis_pid(url.port or 6379)
 
 
 async def _delete_keys(url: str, prefix: str) -> None:
@@ -175,7 +273,7 @@ async def _delete_keys(url: str, prefix: str) -> None:
 
 async def _measure(
     run: Run, channel: Any, results: Any, procs: list[Proc], sims: Sims, profile: Profile,
-    celery: bool, cap: float, logs: Path, lost: asyncio.Event,
+    celery: bool, cap: float, logs: Path, lost: asyncio.Event, scrape: list[str],
 ) -> None:  # fmt: skip
     ids = [str(uuid.uuid4()) for _ in range(run.n)]
     work = commands(run.n)
@@ -215,27 +313,29 @@ async def _measure(
         published[cid] = time.time()
         await exchanges[exchange].publish(message, routing_key=key)
 
-    broker = broker_pid()
+    broker, store = broker_pid(), _store_pid()
     broker_start = cpu_seconds(broker) if broker else 0.0
+    store_start = cpu_seconds(store) if store else 0.0
     for proc in procs:
         proc.mark()
     start = time.time()
-    if run.rate:
-        pending = []
-        for i, (cid, (exchange, key, message)) in enumerate(zip(ids, messages, strict=True)):
-            await asyncio.sleep(max(0.0, start + i / run.rate - time.time()))
-            pending.append(asyncio.create_task(publish(cid, exchange, key, message)))
-        await asyncio.gather(*pending)
-    else:
-        for i in range(0, run.n, 500):
-            chunk = zip(ids[i : i + 500], messages[i : i + 500], strict=True)
-            await asyncio.gather(*(publish(cid, *m) for cid, m in chunk))
-    waits = [asyncio.create_task(all_done.wait()), asyncio.create_task(lost.wait())]
-    await asyncio.wait(
-        waits, timeout=max(1.0, start + cap - time.time()), return_when="FIRST_COMPLETED"
-    )
-    for task in waits:
-        task.cancel()
+    async with _scraping(scrape, run):
+        if run.rate:
+            pending = []
+            for i, (cid, (exchange, key, message)) in enumerate(zip(ids, messages, strict=True)):
+                await asyncio.sleep(max(0.0, start + i / run.rate - time.time()))
+                pending.append(asyncio.create_task(publish(cid, exchange, key, message)))
+            await asyncio.gather(*pending)
+        else:
+            for i in range(0, run.n, 500):
+                chunk = zip(ids[i : i + 500], messages[i : i + 500], strict=True)
+                await asyncio.gather(*(publish(cid, *m) for cid, m in chunk))
+        waits = [asyncio.create_task(all_done.wait()), asyncio.create_task(lost.wait())]
+        await asyncio.wait(
+            waits, timeout=max(1.0, start + cap - time.time()), return_when="FIRST_COMPLETED"
+        )
+        for task in waits:
+            task.cancel()
     if lost.is_set():
         return
     run.capped = not all_done.is_set()
@@ -245,6 +345,7 @@ async def _measure(
         run.cpu_roles[proc.role] = run.cpu_roles.get(proc.role, 0.0) + proc.cpu_used()
     run.cpu = sum(run.cpu_roles.values())
     run.broker_cpu = cpu_seconds(broker) - broker_start if broker else 0.0
+    run.redis_cpu = cpu_seconds(store) - store_start if store else 0.0
     run.rss = [peak for proc in procs for peak in proc.peaks()]
     run.done = len(arrived)
     run.calls = await sims.calls()

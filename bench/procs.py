@@ -13,7 +13,16 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Proc", "broker_pid", "cpu_seconds", "peak_rss_mb", "tree"]
+__all__ = [
+    "Proc",
+    "broker_pid",
+    "cpu_seconds",
+    "listener_pid",
+    "peak_rss_mb",
+    "redis_pid",
+    "server_pid",
+    "tree",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -53,13 +62,65 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def broker_pid() -> int | None:
-    """RabbitMQ's beam.smp, to report the broker's CPU beside the contender's."""
+def _listening_sockets(port: int) -> set[str]:
+    """The `socket:[inode]` links of the TCP sockets listening on `port` (any address)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # fields[3] is the state: 0A = LISTEN
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on TCP `port`, or None when there is none or its file
+    descriptors cannot be read (another user's process, without root)."""
+    sockets = _listening_sockets(port)
+    if not sockets:
+        return None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/fd/{fd}") in sockets:
+                        return int(entry)
+    return None
+
+
+def _oldest_named(comm: str) -> int | None:
+    found = []
     for entry in os.listdir("/proc"):
         with contextlib.suppress(OSError):
-            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == "beam.smp":
-                return int(entry)
-    return None
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == comm:
+                fields = _stat(int(entry))
+                if fields is not None:
+                    found.append((int(fields[19]), int(entry)))  # start time, pid
+    return min(found)[1] if found else None
+
+
+def server_pid(port: int, comm: str) -> int | None:
+    """The server process on `port`; failing that, the oldest process named `comm`.
+
+    By the port first: the tests start RabbitMQ nodes of their own (other ports, same
+    `beam.smp`), and `rabbitmqctl` runs a `beam.smp` too, so the first by name can be
+    any of them. The oldest by name is the usual system service when the port's owner
+    cannot be read."""
+    return listener_pid(port) or _oldest_named(comm)
+
+
+def broker_pid(port: int = 5672) -> int | None:
+    """RabbitMQ's beam.smp, to report the broker's CPU beside the contender's."""
+    return server_pid(port, "beam.smp")
+
+
+def redis_pid(port: int = 6379) -> int | None:
+    """redis-server (flowgate's store), to report its CPU beside the contender's."""
+    return server_pid(port, "redis-server")
 
 
 @dataclass

@@ -7,14 +7,14 @@ import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.harness import Run
+from bench.harness import OBSERVED, Run
 from bench.polling import lag_allowed, poll_rows, worst_case
 from workers.vendors._connection import PollPolicy
 
-__all__ = ["machine", "poll_table", "record", "results_table", "targets"]
+__all__ = ["machine", "observed_table", "poll_table", "record", "results_table", "targets"]
 
 
 def pct(values: Sequence[float], n: int, q: float) -> float:
@@ -40,8 +40,9 @@ def _rss(run: Run) -> str:
 
 def results_table(runs: list[Run]) -> str:
     head = "| profile | contender | processes | done/N | cmd/s | p50 | p99 | overhead p50 "
-    head += "| overhead p99 | vendor calls/cmd | CPU s/1k cmd | RabbitMQ CPU s/1k | peak RSS MB |"
-    lines = [head, "|" + "---|" * 13]
+    head += "| overhead p99 | vendor calls/cmd | CPU s/1k cmd | RabbitMQ CPU s/1k "
+    head += "| Redis CPU s/1k | peak RSS MB |"
+    lines = [head, "|" + "---|" * 14]
     for r in runs:
         per_k = 1000 / r.done if r.done else math.nan
         name = r.name + (f" @ {r.rate:.0f}/s" if r.rate else "")
@@ -55,7 +56,8 @@ def results_table(runs: list[Run]) -> str:
             f"| {r.profile} | {name} | {r.layout} | {done} | {r.throughput:.1f} "
             f"| {_s(pct(r.e2e, r.n, 0.5))} | {_s(pct(r.e2e, r.n, 0.99))} "
             f"| {_ms(pct(r.overhead, r.n, 0.5))} | {_ms(pct(r.overhead, r.n, 0.99))} "
-            f"| {calls:.2f} | {cpu} | {r.broker_cpu * per_k:.1f} | {_rss(r)} |"
+            f"| {calls:.2f} | {cpu} | {r.broker_cpu * per_k:.1f} | {r.redis_cpu * per_k:.1f} "
+            f"| {_rss(r)} |"
         )
     return "\n".join(lines)
 
@@ -98,6 +100,66 @@ def _ratio(flowgate: dict[int, Run], other: dict[int, Run], name: str) -> tuple[
     if capped:
         measured += f" ({name} capped: {capped[0].done}/{capped[0].n} done)"
     return statistics.median(ratios), measured
+
+
+def _per_k(run: Run, cpu: float) -> float:
+    return cpu * 1000 / run.done if run.done else math.nan
+
+
+_MEASURES: tuple[tuple[str, Callable[[Run], float], str], ...] = (
+    ("cmd/s", lambda r: r.throughput, ".1f"),
+    ("CPU s/1k cmd, every process", lambda r: _per_k(r, r.cpu), ".2f"),
+    ("... worker(s)", lambda r: _per_k(r, r.cpu_roles.get("worker", 0.0)), ".2f"),
+    ("... poller(s)", lambda r: _per_k(r, r.cpu_roles.get("poller", 0.0)), ".2f"),
+    ("RabbitMQ CPU s/1k cmd", lambda r: _per_k(r, r.broker_cpu), ".2f"),
+    ("Redis CPU s/1k cmd", lambda r: _per_k(r, r.redis_cpu), ".2f"),
+)
+
+
+def observed_table(runs: list[Run]) -> str:
+    """flowgate-observed beside flowgate, per profile: what the JSON log lines, the /metrics
+    scrapes and the exported traces cost (medians over the rounds both ran; "" if none)."""
+    lines = []
+    for profile in ("fast", "slow"):
+        off, on = _find(runs, profile, "flowgate"), _find(runs, profile, OBSERVED)
+        rounds = sorted(k for k in off if k in on and off[k].done and on[k].done)
+        if not rounds:
+            continue
+        for label, measure, spec in _MEASURES:
+            ratios = [measure(on[k]) / measure(off[k]) for k in rounds if measure(off[k])]
+            ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+            if len(ratios) > 1:
+                ratio += " (" + ", ".join(f"{x:.2f}" for x in ratios) + ")"
+            before = statistics.median(measure(off[k]) for k in rounds)
+            after = statistics.median(measure(on[k]) for k in rounds)
+            lines.append(f"| {profile} | {label} | {before:{spec}} | {after:{spec}} | {ratio} |")
+        window = sum(on[k].window for k in rounds)
+        scrapes = sum(on[k].scrapes for k in rounds)
+        failed = sum(on[k].scrape_failures for k in rounds)
+        exports = sum(on[k].trace_exports for k in rounds)
+        kb = sum(on[k].trace_bytes for k in rounds) / 1024
+        spans = sum(on[k].trace_spans for k in rounds)
+        per_command = spans / sum(on[k].done for k in rounds)
+        lines.append(
+            f"| {profile} | /metrics scrapes (failed); OTLP exports | | {scrapes} ({failed}) in "
+            f"{window:.0f} s; {exports} exports, {kb:.0f} KiB, {spans} spans "
+            f"({per_command:.1f} a command) | |"
+        )
+    if not lines:
+        return ""
+    rounds_note = (
+        "; ratios: median of the per-round ratios" if len({r.round for r in runs}) > 1 else ""
+    )
+    return "\n".join(
+        [
+            f"What observability costs: `flowgate` (WARNING logs, no health port, no tracing) vs "
+            f"`{OBSERVED}` (JSON logs at INFO, /metrics scraped every second per process, "
+            f"every trace exported over OTLP/HTTP){rounds_note}:\n",
+            f"| profile | measure | flowgate | {OBSERVED} | observed ÷ flowgate |",
+            "|" + "---|" * 5,
+            *lines,
+        ]
+    )
 
 
 def targets(runs: list[Run]) -> list[tuple[str, str, bool]]:

@@ -77,8 +77,8 @@ def search_table(profile: str, burst_rate: float, top: float, probes: list[Probe
         f"Maximum sustained rate, {profile} profile (burst drained at {burst_rate:.0f}/s; "
         f"steady arrivals, each rate for {probes[0].run.n / probes[0].rate:.0f} s):\n",
         "| rate | done/N | overhead p50, first quarter | overhead p50, last quarter | CPU s/1k cmd "
-        "| RabbitMQ CPU s/1k | sustained |",
-        "|" + "---|" * 7,
+        "| RabbitMQ CPU s/1k | Redis CPU s/1k | sustained |",
+        "|" + "---|" * 8,
     ]
     for p in probes:
         per_k = 1000 / p.run.done if p.run.done else float("nan")
@@ -86,6 +86,7 @@ def search_table(profile: str, burst_rate: float, top: float, probes: list[Probe
             f"| {p.rate:.0f}/s | {p.run.done}/{p.run.n} | {p.early * 1000:.0f} ms "
             f"| {p.late * 1000:.0f} ms "
             f"| {p.run.cpu * per_k:.1f} | {p.run.broker_cpu * per_k:.1f} "
+            f"| {p.run.redis_cpu * per_k:.1f} "
             f"| {'yes' if p.sustained else 'no'} |"
         )
     lines.append(f"\nMaximum sustained rate: {top:.0f}/s; the overhead run goes at half of it.")

@@ -1,0 +1,177 @@
+"""The benchmark's own logic: process layouts, the scaling and observability tables, the OTLP
+sink and finding a server's process by its port (no benchmark is run)."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import socket
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from bench import report, scaling
+from bench.harness import OBSERVED, Run, layout
+from bench.otlp import OtlpSink
+from bench.procs import listener_pid
+
+
+def _run(
+    name: str = "flowgate",
+    *,
+    round_: int = 0,
+    done: int = 1000,
+    window: float = 10.0,
+    worker: float = 2.0,
+    poller: float = 1.0,
+    broker: float = 0.5,
+    store: float = 0.25,
+    description: str = "1 worker + 1 poller",
+) -> Run:
+    run = Run(name, "fast", done, description, done=done, window=window, round=round_)
+    run.cpu_roles = {"worker": worker, "poller": poller}
+    run.cpu = worker + poller
+    run.broker_cpu, run.redis_cpu = broker, store
+    return run
+
+
+def test_flowgate_layout_defaults_to_processes_minus_one_workers_and_one_poller() -> None:
+    specs, description = layout("flowgate", 3, 64)
+    assert [role for role, _ in specs] == ["worker", "worker", "poller"]
+    assert description == "2 workers + 1 poller"
+    assert layout(OBSERVED, 2, 64)[1] == "1 worker + 1 poller"
+
+
+def test_flowgate_layout_given_explicitly() -> None:
+    specs, description = layout("flowgate", 2, 64, (4, 2))
+    assert [role for role, _ in specs] == ["worker"] * 4 + ["poller"] * 2
+    assert description == "4 workers + 2 pollers"
+    assert specs[0][1][-1] == "worker" and specs[-1][1][-1] == "poller"
+
+
+def test_flowgate_layout_without_a_poller_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1 worker and 1 poller"):
+        layout("flowgate", 2, 64, (2, 0))
+
+
+def test_scaling_total_counts_every_process_rabbitmq_and_redis_per_1000() -> None:
+    # (2 + 1 + 0.5 + 0.25) CPU s over 500 commands
+    assert scaling.total(_run(done=500)) == pytest.approx(7.5)
+
+
+def test_scaling_ratio_is_the_median_of_per_round_ratios_to_the_base_layout() -> None:
+    runs = [
+        ((1, 1), _run(round_=0, worker=2.0)),  # total 3.75
+        ((1, 1), _run(round_=1, worker=4.0)),  # total 5.75
+        ((1, 1), _run(round_=2, worker=2.0)),
+        # Same round as its base, so a slow round moves both: ratios 2.0, 1.0, 1.2
+        ((2, 1), _run(round_=0, worker=5.75, description="2 workers + 1 poller")),
+        ((2, 1), _run(round_=1, worker=4.0, description="2 workers + 1 poller")),
+        ((2, 1), _run(round_=2, worker=2.75, description="2 workers + 1 poller")),
+    ]
+    base, two = scaling.rows(runs)
+    assert base.layout == (1, 1) and base.ratios == [1.0, 1.0, 1.0]
+    assert two.ratios == pytest.approx([2.0, 1.0, 1.2])
+    assert two.ratio == pytest.approx(1.2)
+    assert two.workers == pytest.approx(4.0)  # median over rounds, per 1,000 commands
+    assert two.total == pytest.approx(5.75)
+    assert (two.done, two.n, two.description) == (3000, 3000, "2 workers + 1 poller")
+
+
+def test_scaling_rows_follow_the_layout_order_and_skip_empty_rounds() -> None:
+    runs = [
+        ((2, 2), _run(round_=0)),
+        ((1, 1), _run(round_=0, done=0)),  # nothing done: no ratio for round 0
+        ((1, 1), _run(round_=1)),
+        ((2, 2), _run(round_=1, worker=5.75)),
+    ]
+    rows = scaling.rows(runs)
+    assert [row.layout for row in rows] == [(1, 1), (2, 2)]
+    assert rows[1].ratios == pytest.approx([2.0])
+
+
+def test_scaling_table_without_the_base_layout_says_so() -> None:
+    (row,) = scaling.rows([((2, 1), _run())])
+    assert math.isnan(row.ratio)
+    assert "| nan |" in scaling.table([((2, 1), _run())])
+
+
+def test_scaling_table_shows_every_round_ratio_when_repeated() -> None:
+    runs = [((1, 1), _run(round_=k)) for k in (0, 1)]
+    runs += [((4, 1), _run(round_=0, worker=5.75)), ((4, 1), _run(round_=1, worker=2.0))]
+    text = scaling.table(runs)
+    assert "median of 2 rounds" in text
+    assert "| 1.50 (2.00, 1.00) |" in text
+    assert "| 1 worker + 1 poller | 2000/2000 | 100.0 | 2.00 | 1.00 | 0.50 | 0.25 | 3.75 |" in text
+
+
+def test_results_table_has_a_redis_column() -> None:
+    head, rule, row = report.results_table([_run()]).splitlines()
+    assert "| RabbitMQ CPU s/1k | Redis CPU s/1k |" in head
+    assert rule.count("---") == head.count("|") - 1
+    assert "| 0.5 | 0.2 |" in row  # 0.5 and 0.25 s per 1,000 commands
+
+
+def test_observed_table_puts_flowgate_observed_beside_flowgate() -> None:
+    on = _run(OBSERVED, window=20.0, worker=3.0, poller=1.5)
+    on.scrapes, on.trace_exports, on.trace_bytes, on.trace_spans = 40, 12, 2048, 9000
+    text = report.observed_table([_run(), on, _run("limit")])
+    assert f"| profile | measure | flowgate | {OBSERVED} | observed ÷ flowgate |" in text
+    assert "| fast | cmd/s | 100.0 | 50.0 | 0.50 |" in text
+    assert "| fast | CPU s/1k cmd, every process | 3.00 | 4.50 | 1.50 |" in text
+    assert "| fast | ... worker(s) | 2.00 | 3.00 | 1.50 |" in text
+    assert "40 (0) in 20 s; 12 exports, 2 KiB, 9000 spans (9.0 a command)" in text
+
+
+def test_observed_table_is_empty_without_both() -> None:
+    assert report.observed_table([_run(), _run("limit")]) == ""
+
+
+def test_observed_table_ratios_are_per_round_medians() -> None:
+    runs = [_run(round_=k) for k in (0, 1, 2)]
+    runs += [_run(OBSERVED, round_=k, window=w) for k, w in ((0, 10.0), (1, 20.0), (2, 12.5))]
+    assert "| fast | cmd/s | 100.0 | 80.0 | 0.80 (1.00, 0.50, 0.80) |" in report.observed_table(
+        runs
+    )
+
+
+def _export(spans: int) -> bytes:
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(name="s")] * spans)])]
+    )
+    body: bytes = request.SerializeToString()
+    return body
+
+
+async def test_otlp_sink_answers_and_counts_trace_exports() -> None:
+    sink = OtlpSink()
+    await sink.start()
+    bodies = [_export(3), gzip.compress(_export(4))]
+    try:
+        async with httpx.AsyncClient() as http:
+            # one kept-alive connection
+            plain = await http.post(sink.endpoint, content=bodies[0])
+            zipped = await http.post(
+                sink.endpoint, content=bodies[1], headers={"Content-Encoding": "gzip"}
+            )
+            assert plain.status_code == zipped.status_code == 200
+            wrong = await http.get(sink.endpoint)
+            assert wrong.status_code == 400
+    finally:
+        await sink.stop()
+    assert (sink.requests, sink.rejected) == (2, 1)
+    assert sink.bytes == sum(map(len, bodies))
+    assert sink.spans() == 7
+
+
+def test_listener_pid_finds_the_process_listening_on_a_port() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert listener_pid(server.getsockname()[1]) == os.getpid()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))  # bound, not listening
+        assert listener_pid(unused.getsockname()[1]) is None
