@@ -21,7 +21,7 @@ from bench.polling import best_policy
 from bench.scaling import LAYOUTS, Layout
 from bench.sims import Sims
 from bench.sustained import search, search_table
-from bench.workload import PROFILES, Profile, poll_delay
+from bench.workload import MIX, PRODUCTLIVE_RATE_LIMIT, PROFILES, Profile, poll_delay
 from workers.vendors._connection import PollPolicy
 
 # flowgate-observed is in the default set: one more flowgate-sized run per profile (~1.5 min
@@ -186,8 +186,12 @@ def _notes(args: argparse.Namespace, profiles: list[Profile]) -> str:
     schedule = ", ".join(f"{poll_delay(i):.3g}" for i in range(5))
     lines = [f"- {p.describe()}; N = {args.n} commands published at once" for p in profiles]
     lines += [
-        "- Commands: the four types in turn (demo sample data). Every contender follows flowgate's"
-        f" default poll schedule (waits {schedule}, ... s after the trigger and each status call).",
+        f"- Commands: the {len(MIX)} types {', '.join(MIX)} in turn (demo sample data). Every"
+        " contender follows flowgate's default poll schedule (waits"
+        f" {schedule}, ... s after the trigger and each status call). Product-Live's account"
+        f" limit is {PRODUCTLIVE_RATE_LIMIT:,} requests a minute here, in its simulator and in"
+        " flowgate's settings (50 in production): flowgate still asks its Redis limiter before"
+        " each Product-Live call, the limit and Celery do not.",
         f"- Fairness: {args.processes} processes each. flowgate = {max(1, args.processes - 1)}"
         " `flowgate worker` + 1 `flowgate poller`; limit = that many `bench.limit` loops; Celery"
         " prefork = one worker with that many children (+ its main process); Celery threads ="

@@ -76,7 +76,7 @@ def run_command(
 ) -> None:
     plan = PLANS[command_type]
     if ref is None:
-        step = plan.triggered(_send(plan.trigger(data, command_id)))
+        step = plan.triggered(_send(plan.trigger(data, command_id)), data)
     else:
         step = plan.status(ref, [_send(c) for c in plan.status_calls(ref)])
         while step.state == "more":

@@ -171,7 +171,7 @@ async def run_contender(
     # 380,000 keys, 400 MB, after a day of benchmarking here).
     store_prefix = f"flowgate-bench:{uuid.uuid4().hex[:8]}:"
     env["FLOWGATE_IDEMPOTENCY__KEY_PREFIX"] = store_prefix
-    env |= {f"FLOWGATE_{v.upper()}__DEFAULT__BASE_URL": u for v, u in sims.urls.items()}
+    env |= sims.env()
     sink = OtlpSink(_free_port()) if name == OBSERVED else None
     if sink is not None:
         env |= _observed_env(sink.endpoint)

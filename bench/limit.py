@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -22,11 +23,9 @@ import uvloop
 from httpx_aiohttp import AiohttpTransport
 
 from bench.vendors import PLANS, Call, pbsm_token_call
-from bench.workload import MIX, poll_delay
+from bench.workload import MIX, VENDORS, poll_delay
 
 __all__ = ["main"]
-
-VENDORS = ("informatica", "robusta", "tmf622", "pbsm")
 
 
 class Limit:
@@ -45,6 +44,7 @@ class Limit:
         self.token: str | None = None
         self.token_lock = asyncio.Lock()
         self.events: Any = None
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's clock
 
     async def send(self, call: Call) -> Any:
         headers = call.headers
@@ -63,28 +63,35 @@ class Limit:
         response.raise_for_status()
         return response.json()
 
+    async def follow(
+        self, command_type: str, data: dict[str, Any], command_id: str
+    ) -> tuple[str, int]:
+        """Trigger the command's vendor and follow the run to its end: (state, status polls)."""
+        plan = PLANS[command_type]
+        step = plan.triggered(await self.send(plan.trigger(data, command_id)), data)
+        polls = 0
+        while step.state == "running":
+            await self.sleep(poll_delay(polls))
+            polls += 1
+            step = plan.status(step.ref, await self._round(plan.status_calls(step.ref)))
+            while step.state == "more":
+                step = plan.status(step.ref, await self._round(plan.status_calls(step.ref)))
+        return step.state, polls
+
     async def handle(self, message: Any) -> None:
         try:
             event = json.loads(message.body)
             command_type = event["type"].removeprefix("flowgate.")
-            plan = PLANS[command_type]
-            step = plan.triggered(await self.send(plan.trigger(event["data"], event["id"])))
-            polls = 0
-            while step.state == "running":
-                await asyncio.sleep(poll_delay(polls))
-                polls += 1
-                step = plan.status(step.ref, await self._round(plan.status_calls(step.ref)))
-                while step.state == "more":
-                    step = plan.status(step.ref, await self._round(plan.status_calls(step.ref)))
+            state, polls = await self.follow(command_type, event["data"], event["id"])
             data = {"command_id": event["id"], "command_type": command_type}
-            body = {"type": f"{event['type']}.{step.state}", "data": data | {"polls": polls}}
+            body = {"type": f"{event['type']}.{state}", "data": data | {"polls": polls}}
             await self.events.publish(
                 aio_pika.Message(
                     json.dumps(body).encode(),
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
-                routing_key=f"{command_type}.{step.state}",
+                routing_key=f"{command_type}.{state}",
             )
             await message.ack()
         except Exception:

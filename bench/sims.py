@@ -1,9 +1,10 @@
 """`python -m bench.sims`: one vendor simulator process with a set latency and run length.
 
-`flowgate simulate` has no latency flag and serves all four vendors from one event loop, which
+`flowgate simulate` has no latency flag and serves every vendor from one event loop, which
 would make the simulator the bottleneck of every contender alike; the harness starts one of
 these per vendor instead (same `workers.simulators` code), plus `GET /_bench/calls`: requests
-per route since the last `POST /_sim/reset`.
+per route since the last `POST /_sim/reset`. Product-Live's account limit is raised to
+`PRODUCTLIVE_RATE_LIMIT` in each, and in flowgate's settings by `Sims.env`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.procs import Proc
-from bench.workload import VENDOR, Profile
+from bench.workload import PRODUCTLIVE_RATE_LIMIT, VENDORS, Profile
+from workers.simulators import VENDORS as SIMULATED
 from workers.simulators import SimulatorConfig, Simulators, run_forever
 
 __all__ = ["Sims", "build", "main"]
 
-SIM_PORT = 8790  # vendors on 8790..8793
+SIM_PORT = 8790  # vendors on 8790, 8791, ... in `VENDORS` order
 PY = sys.executable
 
 
 def build(vendor: str, latency: float, run_seconds: float) -> Simulators:
     config = SimulatorConfig()
-    for name in ("informatica", "robusta", "tmf622", "pbsm"):
+    config.productlive.rate_limit = PRODUCTLIVE_RATE_LIMIT
+    for name in SIMULATED:
         section = getattr(config, name)
         section.latency = latency
         if name == vendor:
@@ -50,13 +53,20 @@ class Sims:
 
     def __init__(self, profile: Profile, logs: Path) -> None:
         self.profile = profile
-        self.urls = {v: f"http://127.0.0.1:{SIM_PORT + i}" for i, v in enumerate(VENDOR.values())}
+        self.urls = {v: f"http://127.0.0.1:{SIM_PORT + i}" for i, v in enumerate(VENDORS)}
         self.procs = [
             Proc(f"sim-{vendor}", [PY, "-m", "bench.sims", "--vendor", vendor, "--port",
                  url.rsplit(":", 1)[1], "--latency", str(profile.latency), "--run-seconds",
                  str(profile.run_seconds.get(vendor, 0.0))], {}, logs / "sims.log")
             for vendor, url in self.urls.items()
         ]  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        """flowgate's settings for these simulators (the limit and Celery read the base URLs
+        too): each vendor's default connection, and the account limit the simulators allow."""
+        env = {f"FLOWGATE_{v.upper()}__DEFAULT__BASE_URL": u for v, u in self.urls.items()}
+        env["FLOWGATE_PRODUCTLIVE__DEFAULT__RATE_LIMIT__REQUESTS"] = str(PRODUCTLIVE_RATE_LIMIT)
+        return env
 
     async def start(self, env: dict[str, str]) -> None:
         for proc in self.procs:

@@ -16,15 +16,46 @@ from workers.demo import SAMPLE_COMMANDS
 from workers.poller.request import next_poll_delay
 from workers.vendors._connection import PollPolicy
 
-__all__ = ["MIX", "PROFILES", "Profile", "commands", "ideal", "poll_delay"]
+__all__ = [
+    "MIX",
+    "PRODUCTLIVE_RATE_LIMIT",
+    "PROFILES",
+    "VENDORS",
+    "Profile",
+    "commands",
+    "ideal",
+    "poll_delay",
+]
 
-MIX = ("add-paylink", "run-partner", "start-process", "trigger-batch")
+# One followed command type of each vendor, plus PBSM's report API and a rerun of an ended
+# batch run. Left out: `cancel-run` (it needs a run in flight to name; see BENCHMARKS.md),
+# commands that act once on a fixed object (interrupt-batch, export/import-objects: the same
+# sample again is refused once the first is done) and those that make no new kind of call
+# (invite-partners runs a job as run-job does; restart-batch calls as rerun-batch does; the
+# PAR file commands are one synchronous call, as add-paylink is).
+MIX = (
+    "add-paylink",
+    "run-partner",
+    "start-process",
+    "trigger-batch",
+    "run-job",
+    "generate-report",
+    "rerun-batch",
+)
 VENDOR = {
     "add-paylink": "tmf622",
     "run-partner": "informatica",
     "start-process": "robusta",
     "trigger-batch": "pbsm",
+    "run-job": "productlive",
+    "generate-report": "pbsm",
+    "rerun-batch": "pbsm",
 }
+VENDORS = tuple(dict.fromkeys(VENDOR.values()))  # one simulator process each
+# Product-Live requests per minute the bench's account may make, in the simulator and in
+# flowgate's settings alike: at the documented 50 a minute every contender would measure the
+# account's limit, not its own throughput (a 5,000-command run makes ~2,000 such calls).
+PRODUCTLIVE_RATE_LIMIT = 1_000_000
 _POLICY = PollPolicy()
 _INFA_FILES = 2  # the simulator's default file events per partner run
 
@@ -50,15 +81,20 @@ class Profile:
 
 
 # Run lengths sit between two status calls of the schedule, so a small pipeline delay never
-# changes how many polls a run needs: fast = 1, 2, 3 polls; slow = runs of 2, 6 and 10 s.
+# changes how many polls a run needs: fast = 1 (Robusta), 2 (PBSM, Product-Live), 3 polls;
+# slow = 2, 3 (Product-Live), 4 and 5 polls. A PBSM report runs as long as a PBSM batch.
 PROFILES = {
-    "fast": Profile("fast", 0.05, {"robusta": 0.5, "pbsm": 1.5, "informatica": 2.7}),
-    "slow": Profile("slow", 0.5, {"robusta": 2.0, "pbsm": 6.0, "informatica": 9.0}),
+    "fast": Profile(
+        "fast", 0.05, {"robusta": 0.5, "pbsm": 1.5, "productlive": 1.5, "informatica": 2.7}
+    ),
+    "slow": Profile(
+        "slow", 0.5, {"robusta": 2.0, "pbsm": 6.0, "productlive": 4.0, "informatica": 9.0}
+    ),
 }
 
 
 def commands(n: int) -> list[tuple[str, dict[str, Any]]]:
-    """`n` commands, the four types in turn, with the demo's sample data."""
+    """`n` commands, the `MIX` types in turn, with the demo's sample data."""
     return [(MIX[i % len(MIX)], SAMPLE_COMMANDS[MIX[i % len(MIX)]]) for i in range(n)]
 
 
@@ -66,8 +102,11 @@ def ideal(command_type: str, profile: Profile) -> tuple[float, int, int]:
     """(seconds from trigger to final answer, vendor calls, status polls) with zero overhead.
 
     The simulator sleeps `latency` before it evaluates a request, and a run's clock starts when
-    its trigger is evaluated; an Informatica run's task event is final at 2/3 of the run, its
-    file events at the end, and flowgate asks the file events in the same poll round.
+    its trigger is evaluated. A Robusta process, a PBSM batch run (triggered or rerun), a PBSM
+    report and a Product-Live job execution are final at the first status call evaluated
+    `run_seconds` or more after their start: one call per poll. An Informatica run's task
+    event is final at 2/3 of the run, its file events at the end, and flowgate asks the file
+    events in the same poll round.
     """
     lat = profile.latency
     if VENDOR[command_type] == "tmf622":

@@ -1,5 +1,6 @@
 """The benchmark's own logic: process layouts, the scaling and observability tables, the OTLP
-sink and finding a server's process by its port (no benchmark is run)."""
+sink, finding a server's process by its port, and the command mix: the limit's hand-written
+calls against flowgate's own, on the simulators (no benchmark is run)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import gzip
 import math
 import os
 import socket
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +18,30 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from bench import report, scaling
 from bench.harness import OBSERVED, Run, layout
+from bench.limit import Limit
 from bench.otlp import OtlpSink
 from bench.procs import listener_pid
+from bench.sims import SIM_PORT, Sims, build
+from bench.vendors import PLANS
+from bench.workload import (
+    MIX,
+    PRODUCTLIVE_RATE_LIMIT,
+    PROFILES,
+    VENDOR,
+    VENDORS,
+    Profile,
+    commands,
+    ideal,
+    poll_delay,
+)
+from contracts import COMMAND_TYPES
+from workers.app import make_resources
+from workers.commands import COMMANDS
+from workers.demo import SAMPLE_COMMANDS
+from workers.registry import Registry
+from workers.settings import Settings
+from workers.simulators import LedgerEntry, SimulatorConfig, Simulators, serve
+from workers.vendors.productlive import ProductLiveConnection
 
 
 def _run(
@@ -175,3 +200,160 @@ def test_listener_pid_finds_the_process_listening_on_a_port() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))  # bound, not listening
         assert listener_pid(unused.getsockname()[1]) is None
+
+
+# --- the command mix ------------------------------------------------------------------------
+
+
+def test_every_command_of_the_mix_has_a_plan_on_its_vendor_a_sample_and_run_lengths() -> None:
+    assert "cancel-run" not in MIX  # it names a run in flight: BENCHMARKS.md says why not
+    assert [t for t, _ in commands(len(MIX))] == list(MIX)
+    for command_type in MIX:
+        registered = COMMANDS[command_type].vendor
+        assert registered is not None
+        assert PLANS[command_type].vendor == VENDOR[command_type] == registered.name
+        assert command_type in SAMPLE_COMMANDS
+        for profile in PROFILES.values():
+            seconds, calls, polls = ideal(command_type, profile)
+            followed = COMMAND_TYPES[command_type].followed
+            assert (polls > 0) == followed and calls > polls
+            assert seconds >= profile.latency * calls
+            if followed:  # seen ended by a status call after the run's length
+                assert seconds > profile.run_seconds[VENDOR[command_type]]
+
+
+def test_the_new_types_ideal_follows_the_poll_schedule() -> None:
+    # fast: runs of 1.5 s seen by the 2nd poll (t = 0.05 + 1 + 0.05 + 1.2 + 0.05 = 2.35 s)
+    for command_type in ("run-job", "generate-report", "rerun-batch"):
+        assert ideal(command_type, PROFILES["fast"]) == pytest.approx((2.35, 3, 2))
+    # slow: a 4 s Product-Live job is seen by the 3rd poll (3 x 0.5 s + 1 + 1.2 + 1.44 + 0.5)
+    assert ideal("run-job", PROFILES["slow"]) == pytest.approx((5.64, 4, 3))
+    assert ideal("generate-report", PROFILES["slow"]) == ideal("trigger-batch", PROFILES["slow"])
+
+
+def test_one_simulator_per_vendor_and_flowgate_told_the_same_account_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sims = Sims(PROFILES["fast"], Path("/nonexistent"))
+    assert list(sims.urls) == list(VENDORS) and set(VENDORS) == set(VENDOR.values())
+    ports = [int(url.rsplit(":", 1)[1]) for url in sims.urls.values()]
+    assert ports == list(range(SIM_PORT, SIM_PORT + len(VENDORS)))
+    assert [p.argv[p.argv.index("--run-seconds") + 1] for p in sims.procs] == [
+        str(PROFILES["fast"].run_seconds.get(v, 0.0)) for v in VENDORS
+    ]
+    simulated = build("productlive", 0.05, 1.5).config.productlive
+    assert (simulated.rate_limit, simulated.latency, simulated.run_seconds) == (
+        PRODUCTLIVE_RATE_LIMIT,
+        0.05,
+        1.5,
+    )
+    for name, value in sims.env().items():
+        monkeypatch.setenv(name, value)
+    connection = Settings().connections("productlive")["default"]
+    assert isinstance(connection, ProductLiveConnection)
+    assert connection.base_url == sims.urls["productlive"]
+    limit = connection.rate_limit
+    assert (limit.requests, limit.window) == (PRODUCTLIVE_RATE_LIMIT, simulated.rate_window)
+
+
+class _Clock:
+    """The simulators' clock; the poll schedule's waits move it on at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _simulators(clock: _Clock) -> Simulators:
+    config = SimulatorConfig()
+    for vendor, seconds in PROFILES["fast"].run_seconds.items():
+        getattr(config, vendor).run_seconds = seconds
+    return Simulators(config, clock=clock)
+
+
+async def _flowgate(command_type: str, command_id: str, base_url: str, clock: _Clock) -> Any:
+    """flowgate's handler for the sample command, polled on the same schedule: (state, polls)."""
+    settings = Settings(idempotency={"store": "memory"})
+    for vendor in COMMANDS.vendors:
+        for connection in settings.connections(vendor.name).values():
+            connection.base_url = base_url
+    resources = make_resources(settings)
+    registry = Registry(settings, resources=resources)
+    try:
+        bound = registry.handler(command_type, "default")
+        command = COMMAND_TYPES[command_type].model_validate(SAMPLE_COMMANDS[command_type])
+        triggered = await bound.trigger(command, command_id=command_id)
+        report, polls = triggered.report, 0
+        cursor: dict[str, Any] = {}
+        while report is None or report.state == "running":
+            await clock.sleep(poll_delay(polls))
+            polls += 1
+            report = await bound.status(triggered.vendor_ref, cursor=cursor)
+            cursor = dict(report.cursor)
+        return report.state, polls
+    finally:
+        await registry.aclose()
+        await resources.aclose()
+
+
+async def _limit(
+    command_type: str, command_id: str, base_url: str, clock: _Clock, monkeypatch: Any
+) -> Any:
+    for vendor in VENDORS:
+        monkeypatch.setenv(f"FLOWGATE_{vendor.upper()}__DEFAULT__BASE_URL", base_url)
+    limit = Limit("aiohttp")
+    limit.sleep = clock.sleep
+    try:
+        return await limit.follow(command_type, SAMPLE_COMMANDS[command_type], command_id)
+    finally:
+        for client in limit.http.values():
+            await client.aclose()
+
+
+def _wire(entries: list[LedgerEntry]) -> list[tuple[Any, ...]]:
+    """The requests as sent. Values that differ from run to run by design are masked:
+    Robusta's spid (a uuid), PBSM's batchRunId of a new run (the wall clock's milliseconds)
+    and its bearer token; a wrong one would not have reached the run's end."""
+    wire = []
+    for entry in entries:
+        path, body = entry.path, entry.json
+        if entry.route == "robusta.status":
+            path = path.rsplit("/", 1)[0] + "/<spid>"
+        if entry.route == "pbsm.status" and isinstance(body, dict):
+            body = {**body, "batchRunId": "<run>"}
+        headers = dict(entry.headers, host="<simulator>")  # each side has its own
+        if headers.get("authorization", "").startswith("Bearer "):
+            headers["authorization"] = "Bearer <token>"  # a token of each side's own
+        wire.append((entry.route, entry.method, path, entry.query, body, headers, entry.status))
+    return wire
+
+
+@pytest.mark.parametrize("command_type", MIX)
+async def test_the_limit_sends_exactly_the_requests_flowgate_sends(
+    command_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command_id = "5f0c6c1e-6a4e-4b8f-9a57-5b1c3c8d2e10"  # TMF622 sends it as X-Correlation-ID
+    sent, ended = [], []
+    for side in ("flowgate", "limit"):
+        clock = _Clock()
+        sims = _simulators(clock)
+        async with serve(sims) as running:
+            if side == "flowgate":
+                ended.append(await _flowgate(command_type, command_id, running.base_url, clock))
+            else:
+                ended.append(
+                    await _limit(command_type, command_id, running.base_url, clock, monkeypatch)
+                )
+            sent.append(_wire(sims.ledger.entries()))
+    assert ended[0] == ended[1]
+    assert sent[0] == sent[1]
+    # and `ideal` counts those calls and polls: the simulators' rules at zero latency
+    fast = PROFILES["fast"]
+    _, calls, polls = ideal(command_type, Profile("zero", 0.0, fast.run_seconds))
+    vendor_calls = [call for call in sent[1] if call[0] != "pbsm.token"]  # as the bench counts
+    assert (len(vendor_calls), ended[1]) == (calls, ("succeeded", polls))
