@@ -24,12 +24,15 @@ __all__ = [
     "SENTINEL_SCHEME",
     "SentinelTarget",
     "async_pool",
+    "check_url",
     "close_sentinels",
     "sentinel_target",
     "sync_client",
 ]
 
 SENTINEL_SCHEME = "redis+sentinel"
+# What redis-py's from_url reads, and ours.
+SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,20 @@ def sentinel_target(url: str) -> SentinelTarget | None:
         unquote(parts.username) if parts.username else None,
         unquote(parts.password) if parts.password else None,
     )
+
+
+def check_url(url: str) -> None:
+    """ValueError saying what is wrong with `url`, without repeating it (it may hold a
+    password): a scheme redis-py cannot read, or a malformed `redis+sentinel://` URL."""
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme not in SCHEMES:
+        known = ", ".join(f"{s}://" for s in SCHEMES[:-1]) + f" or {SCHEMES[-1]}://"
+        raise ValueError(
+            f"a Redis URL starts with {known}, not {scheme}://"
+            if scheme
+            else f"a Redis URL starts with {known}; this one has no scheme"
+        )
+    sentinel_target(url)
 
 
 def async_pool(url: str, **kwargs: Any) -> redis_async.ConnectionPool:

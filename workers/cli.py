@@ -894,7 +894,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_check(args)
     try:
         settings = _settings(args)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
+    except ValidationError as exc:
+        # Without pydantic's input values: a section's input holds its secrets (a Redis URL's
+        # password, next to the error that it is malformed).
+        print(f"flowgate: bad settings: {exc.error_count()} invalid setting(s):", file=sys.stderr)
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in error["loc"]) or "(settings)"
+            print(f"  {where}: {error['msg']}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
         print(f"flowgate: bad settings: {exc}", file=sys.stderr)
         return 2
     # The one place logging is set up (workers/logs.py): JSON lines or text, third-party
@@ -987,14 +995,14 @@ def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
 
 def _redacted(url: str) -> str:
     """The URL without its password, to name a server in a message; every node of a
-    `;`-separated cluster URL."""
+    `;`-separated cluster URL, every sentinel of a `redis+sentinel://` one."""
     nodes = []
     for node in url.split(";"):
         parts = urlsplit(node.strip())
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
+        # host:port as written, not parts.port: a Sentinel URL names several, comma-separated.
+        hosts = parts.netloc.rpartition("@")[2] or "?"
         user = f"{parts.username}@" if parts.username else ""
-        nodes.append(f"{parts.scheme}://{user}{host}{port}{parts.path or '/'}")
+        nodes.append(f"{parts.scheme}://{user}{hosts}{parts.path or '/'}")
     return ";".join(nodes)
 
 

@@ -397,5 +397,6 @@ def _redis_shown(url: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or '?'}{port}{parts.path or '/'}"
+    # host:port as written, not parts.port: a Sentinel URL names several, comma-separated.
+    hosts = parts.netloc.rpartition("@")[2] or "?"
+    return f"{parts.scheme}://{hosts}{parts.path or '/'}"

@@ -3,7 +3,8 @@
 Sources, strongest first: keyword arguments (CLI flags), environment variables
 (`FLOWGATE_AMQP_URL`, nested with `__`, e.g. `FLOWGATE_PBSM__PROD__CLIENT_SECRET`), the
 settings file (TOML; `--config` or `FLOWGATE_CONFIG`), then defaults. Secrets may also come
-from files: `FLOWGATE_AMQP_URL_FILE`, or `<secret>_file` inside any connection.
+from files: `FLOWGATE_AMQP_URL_FILE`, `FLOWGATE_IDEMPOTENCY__REDIS_URL_FILE`, or `<secret>_file`
+inside any connection.
 
 The default connections point at `flowgate simulate` on 127.0.0.1:8700 with the simulators'
 own credentials, so a fresh checkout runs end to end with no configuration.
@@ -23,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from workers._redis import check_url
 from workers.commands import COMMANDS
 from workers.topology import DEFAULT_DELIVERY_LIMIT
 from workers.vendors._connection import ConnectionBase
@@ -77,6 +79,11 @@ class IdempotencySettings(BaseModel):
         description="redis://host:6379/0, or a primary watched by Redis Sentinel: "
         "redis+sentinel://[:password@]s1:26379,s2:26379,s3:26379/<service>[/<db>].",
     )
+    redis_url_file: Path | None = Field(
+        default=None,
+        description="A file holding redis_url (a mounted secret: the URL may carry the "
+        "password); wins over redis_url.",
+    )
     replicas: int = Field(
         default=0,
         ge=0,
@@ -98,6 +105,25 @@ class IdempotencySettings(BaseModel):
     max_connections: int = Field(
         default=64, ge=1, description="Redis connections per process; callers wait for one."
     )
+
+    @model_validator(mode="after")
+    def _read_redis_url(self) -> IdempotencySettings:
+        if self.redis_url_file is not None:
+            try:
+                self.redis_url = SecretStr(self.redis_url_file.read_text().strip())
+            except OSError as exc:
+                raise ValueError(
+                    f"idempotency.redis_url_file: cannot read it: {exc.strerror}"
+                ) from None
+        if self.store == "redis":
+            # Here rather than at the first connection: `flowgate config check` says it, and
+            # a worker does not start only to fail on its first command.
+            try:
+                check_url(self.redis_url.get_secret_value())
+            except ValueError as exc:
+                via = "redis_url_file" if self.redis_url_file is not None else "redis_url"
+                raise ValueError(f"idempotency.{via}: {exc}") from None
+        return self
 
 
 class SchedulerSettings(BaseModel):

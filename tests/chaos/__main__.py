@@ -18,8 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pollers", type=int, default=1)
-    parser.add_argument("--kill-every", type=float, default=3.0, help="mean seconds between kills")
+    parser.add_argument(
+        "--kill-every", type=float, default=3.0, help="mean seconds between kills (0: none)"
+    )
     parser.add_argument("--no-broker-restart", action="store_true")
+    parser.add_argument(
+        "--no-rename",
+        action="store_true",
+        help="keep the connection `moving` (no rename mid-run, which restarts every process)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds to wait for terminal events"
     )
@@ -38,9 +45,30 @@ def main(argv: list[str] | None = None) -> int:
         "--node-kill-every",
         type=float,
         default=30.0,
-        help="seconds between node kills, on average (uniform, 0.5 to 1.5 times it)",
+        help="seconds between node kills, on average (uniform, 0.5 to 1.5 times it; 0: none)",
+    )
+    parser.add_argument(
+        "--redis-failover",
+        action="store_true",
+        help="on a Redis of the run's own (a primary, a replica, three sentinels), whose "
+        "primary is SIGKILLed every --redis-failover-every s and replaced by the replica",
+    )
+    parser.add_argument(
+        "--redis-failover-every",
+        type=float,
+        default=6.0,
+        help="seconds between a Redis failover and the next kill, on average (uniform, 0.5 "
+        "to 1.5 times it); a failover itself takes ~3-4 s, so a 1000-command run sees 2 or more",
+    )
+    parser.add_argument(
+        "--redis-replicas",
+        type=int,
+        default=1,
+        help="with --redis-failover: idempotency.replicas, the replicas a claim waits for (1)",
     )
     args = parser.parse_args(argv)
+    if args.redis_replicas < 0:
+        parser.error("--redis-replicas: 0 (no wait) or more")
     config = ChaosConfig(
         n=args.n,
         seed=args.seed,
@@ -48,12 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         pollers=args.pollers,
         kill_every=args.kill_every,
         broker_restart=not args.no_broker_restart,
+        rename=not args.no_rename,
         timeout=args.timeout,
         rate=args.rate,
         prefetch=args.prefetch,
         log_dir=args.log_dir,
         cluster=args.cluster,
         node_kill_every=args.node_kill_every,
+        redis_failover=args.redis_failover,
+        redis_failover_every=args.redis_failover_every,
+        redis_replicas=args.redis_replicas,
     )
     result = asyncio.run(run_chaos(config))
     if not result.ok or result.wrong_outcome:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,95 @@ def tally(
             result.deduplicated_paylink_retries += count - 1
         if command.expect == "invalid" and count:
             result.wrong_outcome[command.id] = "an invalid command reached the vendor"
+
+
+# How an `unknown_outcome` answer reads (workers/consumer.py): the attempt that answered it
+# timed out on the trigger itself, or found a claim an earlier attempt left without a run.
+TIMED_OUT = "the vendor may have run it"
+LAPSED = "an earlier attempt may have triggered the vendor"
+# The log events that end an attempt at a command: sent round again, or answered.
+SETTLED = {"retry", "failed", "accepted", "succeeded", "cancelled"}
+
+
+@dataclass
+class Trail:
+    """One command's attempts as the workers' logs tell them."""
+
+    parked_before_trigger: bool = False  # store_unavailable, before the vendor answered
+    parked_after_trigger: bool = False  # store_unavailable, with the vendor's answer in hand
+    cut: bool = False  # an attempt that logged nothing after `consumed`: its process was killed
+    timed_out: bool = False  # a trigger call timed out (answered unknown_outcome, or parked)
+    unknown: str | None = None  # the unknown_outcome answer's reason, when it got one
+
+
+def read_trails(log_dir: Path) -> dict[str, Trail]:
+    """Every command's `Trail`, from the worker logs (JSON lines; `--- start` opens each run
+    of the process, so an attempt not settled by then was killed)."""
+    trails: dict[str, Trail] = defaultdict(Trail)
+    for path in sorted(log_dir.glob("worker-*.log")):
+        open_attempts: Counter[str] = Counter()
+        with open(path, "rb") as fh:
+            for raw in fh:
+                if raw.startswith(b"--- start"):
+                    for command_id, n in open_attempts.items():
+                        trails[command_id].cut |= n > 0
+                    open_attempts.clear()
+                    continue
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                command_id = line.get("command_id")
+                if not isinstance(command_id, str):
+                    continue
+                trail, event = trails[command_id], line.get("event")
+                trail.timed_out |= TIMED_OUT in str(line.get("msg"))
+                if event == "consumed":
+                    open_attempts[command_id] += 1
+                    continue
+                if event in SETTLED:
+                    open_attempts[command_id] = max(0, open_attempts[command_id] - 1)
+                if event == "retry" and line.get("reason") == "store_unavailable":
+                    if "flowgate.cmd." in str(line.get("msg")):
+                        if line.get("vendor_ref"):
+                            trail.parked_after_trigger = True
+                        else:
+                            trail.parked_before_trigger = True
+                elif event == "failed" and line.get("error_kind") == "unknown_outcome":
+                    trail.unknown = str(line.get("msg"))
+        for command_id, n in open_attempts.items():
+            trails[command_id].cut |= n > 0
+    return trails
+
+
+def tally_unknowns(
+    result: ChaosResult, trails: dict[str, Trail], collector: Collector, triggers: dict[str, int]
+) -> None:
+    """Why each command answered unknown_outcome was: a trigger call timed out (`timeout`,
+    whichever attempt answered it); an earlier attempt's claim lapsed because a kill cut an
+    attempt short (`kill`), or else because the store failed under an attempt holding the
+    claim (`store`: the run recorded, or the claim released, never reached Redis); `other`.
+    And the commands the store's outages parked, before and after the vendor answered their
+    trigger."""
+    for command_id, trail in trails.items():
+        if trail.parked_before_trigger:
+            result.store_parked["before_trigger"] += 1
+        if trail.parked_after_trigger:
+            result.store_parked["after_trigger"] += 1
+        terminals = collector.terminals.get(command_id, [])
+        if not terminals or terminals[0] != ("failed", "unknown_outcome"):
+            continue
+        reason = trail.unknown or ""
+        if trail.timed_out:
+            cause = "timeout"
+        elif LAPSED in reason and trail.cut:
+            cause = "kill"
+        elif LAPSED in reason and (trail.parked_before_trigger or trail.parked_after_trigger):
+            cause = "store"
+            result.store_unknown_triggers[triggers.get(command_id, 0)] += 1
+        else:
+            cause = "other"
+        result.unknown_causes[cause] += 1
 
 
 async def rate_peak(http: httpx.AsyncClient, window: float) -> int:

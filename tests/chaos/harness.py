@@ -3,9 +3,11 @@ while processes are SIGKILLed and restarted, RabbitMQ is restarted once, and the
 answer 503, 429 + Retry-After, too late for the client's timeout, and expire PBSM tokens early.
 
 Everything is private to one run: a RabbitMQ vhost, a Redis key prefix, a simulator process on
-its own port. At the end it drains, reads the simulators' ledger and prints one line of counts;
-`ChaosResult.ok` is the verdict (lost = 0, duplicate triggers on `fail` connections = 0,
-conflicting terminal events = 0, work queues empty).
+its own port. With `--redis-failover` the store is a Redis of the run's own too (a primary,
+a replica, three sentinels), whose primary is SIGKILLed now and then. At the end it drains,
+reads the simulators' ledger and prints one line of counts; `ChaosResult.ok` is the verdict
+(lost = 0, duplicate triggers on `fail` connections = 0, conflicting terminal events = 0, work
+queues empty).
 
 How a command is traced to its vendor trigger: TMF622 carries the command id as
 `X-Correlation-ID`; the other vendors get a business name derived from the command id
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import signal
 import subprocess
@@ -37,7 +40,9 @@ from tests.chaos.evidence import (
     dump_ledger,
     rate_peak,
     read_dead_letters,
+    read_trails,
     tally,
+    tally_unknowns,
 )
 from tests.chaos.model import (
     EVENTS_QUEUE,
@@ -67,6 +72,7 @@ from tests.chaos.procs import (
     wait_healthy,
 )
 from tests.rabbit_node import kill_node, node_pid
+from tests.sentinel import Replicated
 from workers.broker import AmqpBroker, Binding, OutgoingMessage, Queue, Topology
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, build_topology
 
@@ -123,7 +129,11 @@ async def _chaos(
     """SIGKILL a random process at random intervals, start it again; restart RabbitMQ once;
     rename a connection once (every process restarted with the new settings, one by one)."""
     started = time.monotonic()
-    next_kill = started + rng.expovariate(1 / cfg.kill_every)
+
+    def after() -> float:
+        return rng.expovariate(1 / cfg.kill_every) if cfg.kill_every > 0 else math.inf
+
+    next_kill = started + after()
     while not stop.is_set():
         await asyncio.sleep(0.1)
         now = time.monotonic()
@@ -158,7 +168,7 @@ async def _chaos(
             result.kills += 1
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             procs.start(index)
-            next_kill = time.monotonic() + rng.expovariate(1 / cfg.kill_every)
+            next_kill = time.monotonic() + after()
 
 
 NODE_TARGETS = ("connected", "command-leader", "poll-leader")
@@ -224,6 +234,32 @@ async def _kill_nodes(
         await asyncio.sleep(rng.uniform(2, 6))
         await asyncio.to_thread(cluster.start, n)
         say(f"cluster: rabbit-{n} started again")
+
+
+async def _fail_over_redis(
+    cfg: ChaosConfig,
+    rng: random.Random,
+    redis: Replicated,
+    result: ChaosResult,
+    stop: asyncio.Event,
+    say: Callable[[str], None],
+) -> None:
+    """SIGKILL the Redis primary every `redis_failover_every` s or so (uniform, 0.5 to 1.5
+    times it, counted from the end of the previous failover); a sentinel promotes the replica
+    and the killed server comes back as its replica. A failover under way when the run stops
+    is finished first: the drain needs a primary."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), rng.uniform(0.5, 1.5) * cfg.redis_failover_every)
+        if stop.is_set():
+            return
+        say("redis: SIGKILL the primary")
+        failover = await asyncio.to_thread(redis.fail_over)
+        result.redis_failovers.append((failover.to_promote, failover.to_replicate))
+        say(
+            f"redis: {failover.promoted} promoted {failover.to_promote:.1f} s after the kill, "
+            f"{failover.killed} its synced replica after {failover.to_replicate:.1f} s"
+        )
 
 
 def _proc_figures(pid: int) -> tuple[float, int] | None:
@@ -305,17 +341,24 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
     base_url = f"http://127.0.0.1:{port}"
     commands = plan(cfg, rng)
     published: set[str] = set()
+    redis = Replicated() if cfg.redis_failover else None
+    redis_url = redis.url if redis is not None else None
 
     await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
     await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     history = {history_run(c.id): HISTORY_CODE[c.type] for c in commands if c.type in HISTORY_CODE}
     sim = start_simulators(cfg, port, log_dir, history)
-    procs = Procs(cfg, process_env(cfg, amqp_url, prefix, base_url, ("default", MOVING)), log_dir)
-    renamed = process_env(cfg, amqp_url, prefix, base_url, ("default", MOVED))
+    procs = Procs(
+        cfg, process_env(cfg, amqp_url, prefix, base_url, ("default", MOVING), redis_url), log_dir
+    )
+    renamed = process_env(cfg, amqp_url, prefix, base_url, ("default", MOVED), redis_url)
     broker = AmqpBroker(amqp_url)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
+        if redis is not None:
+            await asyncio.to_thread(redis.start)
+            result.redis_replicas = cfg.redis_replicas
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
             await wait_healthy(http, sim)
             await _configure_faults(cfg, http, commands)
@@ -341,8 +384,11 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
                 asyncio.create_task(_chaos(cfg, rng, procs, result, stop, restart_at, rename, say)),
                 asyncio.create_task(_expire_tokens(cfg, rng, http, result, stop)),
             ]
-            if cfg.cluster:
+            if cfg.cluster and cfg.node_kill_every > 0:
                 tasks.append(asyncio.create_task(_kill_nodes(cfg, rng, vhost, result, stop, say)))
+            if redis is not None:
+                failovers = _fail_over_redis(cfg, rng, redis, result, stop, say)
+                tasks.append(asyncio.create_task(failovers))
             if cfg.sample_every is not None:
                 tasks.append(asyncio.create_task(_sample(cfg, procs, vhost, result, stop)))
             say(
@@ -367,7 +413,9 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
                     say(
                         f"chaos: t={now - began:.0f}s published={result.published} "
                         f"terminal={done} kills={result.kills} "
-                        f"restarts={result.broker_restarts} events={len(collector.seen_ids)}"
+                        f"restarts={result.broker_restarts} "
+                        f"redis_failovers={len(result.redis_failovers)} "
+                        f"events={len(collector.seen_ids)}"
                     )
                 if publisher.done():
                     publisher.result()
@@ -399,6 +447,8 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
             result.rate_limit = cfg.productlive_limit
             result.rate_peak = await rate_peak(http, cfg.productlive_window)
         tally(cfg, result, commands, collector, triggers)
+        if redis is not None:
+            tally_unknowns(result, read_trails(log_dir), collector, triggers)
         result.handler_errors = count_in_logs(log_dir, "handler failed")
     finally:
         stop.set()
@@ -415,8 +465,11 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
         NODE.clear()
-        with contextlib.suppress(Exception):
-            await forget_redis(prefix)
+        if redis is not None:
+            redis.stop()  # the run's keys go with it
+        else:
+            with contextlib.suppress(Exception):
+                await forget_redis(prefix)
         result.elapsed = time.monotonic() - began
     return result
 

@@ -60,13 +60,20 @@ class ChaosConfig:
     seed: int = 1
     workers: int = 2
     pollers: int = 1
-    kill_every: float = 3.0  # mean seconds between SIGKILLs (exponential)
+    kill_every: float = 3.0  # mean seconds between SIGKILLs (exponential); 0: none
     broker_restart: bool = True
     # On scripts/cluster's three nodes; instead of one broker restart, kill -9 a node every
     # `node_kill_every` s on average (the one a process is on, the leader of a command queue,
-    # the leader of the poll queue, in turn) and start it again.
+    # the leader of the poll queue, in turn) and start it again (0: no node kills).
     cluster: bool = False
     node_kill_every: float = 30.0
+    # On a Redis of its own (a primary, a replica, three sentinels: tests/sentinel.py) instead
+    # of the shared one: every `redis_failover_every` s or so the primary is SIGKILLed, a
+    # sentinel promotes the replica and the killed server comes back as the new replica.
+    # Every process's claims wait for `redis_replicas` replicas (idempotency.replicas).
+    redis_failover: bool = False
+    redis_failover_every: float = 6.0
+    redis_replicas: int = 1
     timeout: float = 600.0  # seconds to wait for every terminal event once publishing ended
     rate: float = 100.0  # commands per second published (0: as fast as confirms allow)
     concurrency: int = 50  # publishes in flight
@@ -118,6 +125,18 @@ class ChaosResult:
     kills: int = 0
     broker_restarts: int = 0
     node_kills: dict[str, int] = field(default_factory=dict)
+    # Redis failovers done (--redis-failover): seconds from each kill until the new primary
+    # was named, and until it had a synced replica again (claims that wait for one go
+    # through from then on).
+    redis_failovers: list[tuple[float, float]] = field(default_factory=list)
+    redis_replicas: int | None = None  # idempotency.replicas of the run, when on its own Redis
+    # Commands the store's outages sent round the delay queues (store_unavailable), before and
+    # after the vendor answered their trigger; why those answered unknown_outcome were (see
+    # `evidence.tally_unknowns`), and for the store's share how many triggers the vendor saw
+    # (0: it refused the call or was never called, but the claim could not be released).
+    store_parked: Counter[str] = field(default_factory=Counter)
+    unknown_causes: Counter[str] = field(default_factory=Counter)
+    store_unknown_triggers: Counter[int] = field(default_factory=Counter)
     renames: int = 0
     token_expiries: int = 0
     queues_left: dict[str, int] = field(default_factory=dict)
@@ -147,6 +166,21 @@ class ChaosResult:
         if self.node_kills:
             kills = ",".join(f"{k}:{v}" for k, v in sorted(self.node_kills.items()))
             node_kills = f"node_kills={kills} "
+        redis = ""
+        if self.redis_replicas is not None:
+            promoted = ",".join(f"{p:.1f}" for p, _ in self.redis_failovers) or "-"
+            replicated = ",".join(f"{r:.1f}" for _, r in self.redis_failovers) or "-"
+            causes = ",".join(f"{k}:{v}" for k, v in sorted(self.unknown_causes.items()))
+            triggers = ",".join(f"{k}:{v}" for k, v in sorted(self.store_unknown_triggers.items()))
+            redis = (
+                f"redis_failovers={len(self.redis_failovers)} "
+                f"redis_replicas={self.redis_replicas} redis_promoted_s={promoted} "
+                f"redis_replicated_s={replicated} "
+                f"store_parked=before_trigger:{self.store_parked['before_trigger']},"
+                f"after_trigger:{self.store_parked['after_trigger']} "
+                f"unknown_outcome_causes={causes or '-'} "
+                f"store_unknown_triggers={triggers or '-'} "
+            )
         return (
             f"chaos: published={self.published} terminal={self.terminal} lost={len(self.lost)} "
             f"duplicate_triggers={len(self.duplicate_triggers)} "
@@ -155,7 +189,7 @@ class ChaosResult:
             f"unexpected_events={self.unexpected_events} "
             f"duplicate_events={self.duplicate_events} kills={self.kills} "
             f"broker_restarts={self.broker_restarts} renames={self.renames} "
-            f"{node_kills}"
+            f"{node_kills}{redis}"
             f"token_expiries={self.token_expiries} "
             f"queues_left={left} elapsed={self.elapsed:.0f}s "
             f"terminal_kinds={kinds or '-'} dead_letter_kinds={dead or '-'} "

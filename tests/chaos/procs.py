@@ -125,7 +125,10 @@ def process_env(
     prefix: str,
     base_url: str,
     connections: tuple[str, ...] = ("default",),
+    redis_url: str | None = None,
 ) -> dict[str, str]:
+    """Every process's settings; `redis_url` (the run's own replicated Redis) instead of the
+    shared one, with claims that wait for `cfg.redis_replicas` replicas."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWGATE_")}
     env.update(
         PYTHONUNBUFFERED="1",
@@ -133,6 +136,9 @@ def process_env(
         FLOWGATE_IDEMPOTENCY__KEY_PREFIX=prefix,
         FLOWGATE_SHUTDOWN_GRACE="10",
     )
+    if redis_url is not None:
+        env["FLOWGATE_IDEMPOTENCY__REDIS_URL"] = redis_url
+        env["FLOWGATE_IDEMPOTENCY__REPLICAS"] = str(cfg.redis_replicas)
     for vendor in COMMANDS.vendors:
         for name in connections:
             base = f"FLOWGATE_{vendor.name.upper()}__{name.upper()}__"

@@ -1,5 +1,5 @@
-"""The CI variants of the chaos run (N=2000 on the shared node; N=1000 on a three-node cluster):
-`pytest -m chaos` (see tests/chaos/conftest.py)."""
+"""The CI variants of the chaos run (N=2000 on the shared node; N=1000 on a three-node cluster;
+N=600 on the cluster with Redis failovers): `pytest -m chaos` (see tests/chaos/conftest.py)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,42 @@ async def test_chaos_cluster_ci_variant(capsys: pytest.CaptureFixture[str]) -> N
     assert not result.wrong_outcome, result.details()
     assert result.published == config.n
     assert set(result.node_kills) == {"connected", "command-leader", "poll-leader"}
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(600)
+async def test_chaos_redis_failover_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a Redis of its own (a primary, a replica, three sentinels), its primary SIGKILLed
+    every ~8 s and replaced by the replica, claims waiting for that replica
+    (idempotency.replicas = 1); on scripts/cluster's nodes, so the shared one is not touched.
+    No command may be triggered twice or lost.
+
+    Only Redis fails here: the variants above kill processes and nodes. A cancel-run whose
+    attempt is killed waits out its 65 s claim before it is answered, which would put the run
+    past its 90 s; a failover's store errors are what must not open a second trigger."""
+    from tests import cluster
+
+    config = ChaosConfig(
+        n=int(os.environ.get("FLOWGATE_CHAOS_REDIS_N", "600")),
+        seed=int(os.environ.get("FLOWGATE_CHAOS_SEED", "1")),
+        rate=25.0,  # ~24 s of publishing: the first failovers land mid-stream
+        timeout=300.0,
+        cluster=True,
+        kill_every=0,
+        node_kill_every=0,
+        rename=False,
+        redis_failover=True,
+        redis_failover_every=8.0,
+        redis_replicas=1,
+    )
+    try:
+        result = await run_chaos(config)
+    finally:
+        cluster.down()
+    with capsys.disabled():
+        print(f"\n{result.summary()}")
+    assert result.ok, f"{result.summary()}\n{result.details()}"
+    assert not result.lost and not result.duplicate_triggers, result.details()
+    assert not result.wrong_outcome, result.details()
+    assert result.published == config.n
+    assert result.redis_failovers, "no Redis failover happened"

@@ -125,6 +125,40 @@ def test_secret_file_read_for_connection(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.amqp_url.get_secret_value() == "amqp://file:secret@h/"
 
 
+def test_redis_url_read_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A mounted secret: the URL carries the password, and the file ends with a newline.
+    redis = tmp_path / "redis_url"
+    redis.write_text("redis+sentinel://:file-pw@s1:26379,s2:26379/flowgate\n")
+    monkeypatch.setenv("FLOWGATE_IDEMPOTENCY__REDIS_URL", "redis://env:6379/0")
+    monkeypatch.setenv("FLOWGATE_IDEMPOTENCY__REDIS_URL_FILE", str(redis))
+    settings = load_settings()
+    url = settings.idempotency.redis_url.get_secret_value()
+    assert url == "redis+sentinel://:file-pw@s1:26379,s2:26379/flowgate"  # the file wins
+    assert "file-pw" not in repr(settings) + str(settings)
+    with pytest.raises(ValidationError, match="redis_url_file: cannot read it"):
+        load_settings(idempotency={"redis_url_file": str(tmp_path / "absent")})
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+sentinel://:pw-7e1d@s1/flowgate", "'s1' is not host:port of a sentinel"),
+        ("redis+sentinel://:pw-7e1d@s1:26379", "name the service"),
+        ("http://:pw-7e1d@cache:6379/0", "not http://"),
+        ("cache:6379", "this one has no scheme"),
+    ],
+)
+def test_a_malformed_redis_url_is_refused_at_start(tmp_path: Path, url: str, says: str) -> None:
+    with pytest.raises(ValidationError, match=f"idempotency.redis_url: .*{says}"):
+        load_settings(idempotency={"redis_url": url})
+    from_file = tmp_path / "redis_url"
+    from_file.write_text(url)
+    with pytest.raises(ValidationError, match=f"idempotency.redis_url_file: .*{says}"):
+        load_settings(idempotency={"redis_url_file": str(from_file)})
+    # The in-memory store reads no URL.
+    assert load_settings(idempotency={"store": "memory", "redis_url": url})
+
+
 def test_missing_secret_file_refused(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope")
     with pytest.raises(ValidationError, match="cannot read"):
