@@ -41,6 +41,15 @@ __all__ = [
 ]
 
 
+def secret_from_file(path: Path, setting: str) -> SecretStr:
+    """A secret kept in a file (a mounted Kubernetes or compose secret), without its trailing
+    newline; a file that cannot be read is a settings error naming `setting`."""
+    try:
+        return SecretStr(path.read_text().strip())
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read it: {exc.strerror}") from None
+
+
 class InputSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -109,12 +118,7 @@ class IdempotencySettings(BaseModel):
     @model_validator(mode="after")
     def _read_redis_url(self) -> IdempotencySettings:
         if self.redis_url_file is not None:
-            try:
-                self.redis_url = SecretStr(self.redis_url_file.read_text().strip())
-            except OSError as exc:
-                raise ValueError(
-                    f"idempotency.redis_url_file: cannot read it: {exc.strerror}"
-                ) from None
+            self.redis_url = secret_from_file(self.redis_url_file, "idempotency.redis_url_file")
         if self.store == "redis":
             # Here rather than at the first connection: `flowgate config check` says it, and
             # a worker does not start only to fail on its first command.
@@ -187,10 +191,7 @@ class OperatorSettings(BaseModel):
     @model_validator(mode="after")
     def _token_required(self) -> OperatorSettings:
         if self.token_file is not None:
-            try:
-                self.token = SecretStr(self.token_file.read_text().strip())
-            except OSError as exc:
-                raise ValueError(f"operator.token_file: cannot read it: {exc.strerror}") from None
+            self.token = secret_from_file(self.token_file, "operator.token_file")
         if self.port is None:
             return self
         token = self.token.get_secret_value() if self.token is not None else ""
@@ -263,10 +264,7 @@ class _Settings(BaseSettings):
     @model_validator(mode="after")
     def _read_amqp_url_file(self) -> _Settings:
         if self.amqp_url_file is not None:
-            try:
-                self.amqp_url = SecretStr(self.amqp_url_file.read_text().strip())
-            except OSError as exc:
-                raise ValueError(f"amqp_url_file: cannot read it: {exc.strerror}") from None
+            self.amqp_url = secret_from_file(self.amqp_url_file, "amqp_url_file")
         return self
 
     @classmethod
