@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -36,7 +37,7 @@ from workers.errors import (
     UnknownOutcome,
     VendorUnavailable,
 )
-from workers.idempotency import RunState
+from workers.idempotency import RunState, StoreUnavailable
 from workers.metrics import current as current_metrics
 from workers.outcome import Done, Fail, Later, Settlement
 from workers.poller.request import PollRequest, send_poll
@@ -50,6 +51,32 @@ from workers.vendors.base import Triggered
 __all__ = ["CommandWorker"]
 
 log = logging.getLogger("flowgate.worker")
+
+T = TypeVar("T")
+
+# A store write after the claim (the trigger's record, a terminal outcome, a release) is tried
+# again in place while the claim holds, instead of parking the message: parked, it would come
+# back to a claim nobody completed and be answered `unknown_outcome`. A Redis failover takes
+# 3-4 s; a claim holds at least 7 s (`trigger_lease`), and the last second is left alone so
+# no write lands after another process could have taken the claim over.
+_STORE_RETRY_FIRST = 0.2
+_STORE_RETRY_MAX = 2.0
+_LEASE_MARGIN = 1.0
+
+
+async def _while_claimed(write: Callable[[], Awaitable[T]], until: float) -> T:
+    """`write()`, tried again on `StoreUnavailable` until `until` (monotonic) less a margin."""
+    delay = _STORE_RETRY_FIRST
+    while True:
+        try:
+            return await write()
+        except StoreUnavailable:
+            left = until - _LEASE_MARGIN - time.monotonic()
+            if left <= 0:
+                raise
+            log.warning("idempotency store unavailable: trying again in %.1f s", min(delay, left))
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, _STORE_RETRY_MAX)
 
 
 class CommandWorker:
@@ -107,11 +134,13 @@ class CommandWorker:
         # must not both think they hold the claim.
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
         work.doing = "checking the idempotency store"
+        # Taken before the claim, so never later than the claim's own end.
+        claimed_until = time.monotonic() + connection.trigger_lease
         resumed = await self._resume(work, envelope, name, connection, owner)
         if resumed is not None:
             return resumed
         work.doing = "calling the vendor"
-        triggered = await self._trigger(envelope, name, connection, owner)
+        triggered = await self._trigger(envelope, name, connection, owner, claimed_until)
         vendor_ref = dict(triggered.vendor_ref)
         work.learnt(vendor_ref=vendor_ref)
         if triggered.report is not None:
@@ -126,7 +155,7 @@ class CommandWorker:
                 result=dict(triggered.report.result),
                 error=error,
             )
-            await self._outcomes.finish(kind, data, context)
+            await _while_claimed(lambda: self._outcomes.finish(kind, data, context), claimed_until)
             work.outcome = kind.value
             return Done()
         work.doing = "handing the run to the poller"
@@ -138,7 +167,7 @@ class CommandWorker:
             triggered.status,
             triggered.starts_at,
             context,
-            record=True,
+            record_until=claimed_until,
         )
         work.outcome = "accepted"
         return Done()
@@ -183,9 +212,20 @@ class CommandWorker:
         return None
 
     async def _trigger(
-        self, envelope: CommandEnvelope, name: str, connection: ConnectionBase, owner: str
+        self,
+        envelope: CommandEnvelope,
+        name: str,
+        connection: ConnectionBase,
+        owner: str,
+        claimed_until: float,
     ) -> Triggered:
         handler = self._registry.handler(envelope.type, name)
+
+        async def release() -> None:
+            await _while_claimed(
+                lambda: self._store.release(envelope.id, owner=owner), claimed_until
+            )
+
         try:
             return await handler.trigger(envelope.data, command_id=envelope.id)
         except VendorUnavailable as exc:
@@ -194,10 +234,10 @@ class CommandWorker:
                     f"{exc.message}; the vendor may have run it, and this connection "
                     "never triggers twice"
                 ) from None
-            await self._store.release(envelope.id, owner=owner)
+            await release()
             raise
         except FlowgateError:
-            await self._store.release(envelope.id, owner=owner)
+            await release()
             raise
 
     async def handle_unrouted(self, work: Work) -> Settlement:
@@ -351,12 +391,13 @@ class CommandWorker:
         context: Context,
         *,
         resumed: bool = False,
-        record: bool = False,
+        record_until: float | None = None,
     ) -> None:
         """Publish `accepted` and the first poll request, together. A run the vendor starts
         later is first looked at `first_delay` after its start, and may last `max_duration`
-        from then; the command's own deadline still bounds it. With `record` (a trigger just
-        answered), the trigger and the run's first state are recorded together with them."""
+        from then; the command's own deadline still bounds it. With `record_until` (a trigger
+        just answered, its claim holding until then), the trigger and the run's first state are
+        recorded together with them."""
         accepted = EventData(
             command_id=envelope.id,
             command_type=envelope.type,
@@ -387,7 +428,7 @@ class CommandWorker:
             resumed=resumed,
         )
         writes: list[Awaitable[None]] = []
-        if record:
+        if record_until is not None:
             # Recorded together with the two publishes, not before them: one round trip less
             # per followed command. Whichever of the three lands first, one terminal event:
             # - The poller may get there first (a first_delay shorter than a store call): a
@@ -412,12 +453,13 @@ class CommandWorker:
                 deadline=deadline,
                 schedule=(poll.first_delay, poll.factor, poll.max_delay),
             )
+            run = {"command_type": envelope.type, "connection": name}
             writes.append(
-                self._store.record_trigger(
-                    envelope.id,
-                    vendor_ref,
-                    run={"command_type": envelope.type, "connection": name},
-                    state=state,
+                _while_claimed(
+                    lambda: self._store.record_trigger(
+                        envelope.id, vendor_ref, run=run, state=state
+                    ),
+                    record_until,
                 )
             )
         writes.append(self._publisher.event(EventKind.ACCEPTED, accepted, context=context))

@@ -439,14 +439,17 @@ async def test_a_second_poll_chain_of_a_recorded_outcome_repeats_it_under_the_sa
 
 
 class _LostTriggerRecord(MemoryStore):
-    """The first trigger record fails as an unreachable Redis does, after the publishes went
-    out; claims lapse at once, so the redelivery finds the claim `unknown`; `first` says whose
-    outcome is recorded first: the poll chain's, or the redelivery's `unknown_outcome`."""
+    """The first delivery's trigger record fails, every try of it, as an unreachable Redis
+    does, after the publishes went out; claims lapse at once, so the redelivery finds the
+    claim `unknown`; `first` says whose outcome is recorded first: the poll chain's, or the
+    redelivery's `unknown_outcome`. With `down_for` tries, only that many fail (a failover)."""
 
-    def __init__(self, first: str) -> None:
+    def __init__(self, first: str, down_for: int | None = None) -> None:
         super().__init__()
         self.first = first
+        self.down_for = down_for
         self.claims = 0
+        self.failed = 0
         self.lost = False
         self.recorded = asyncio.Event()
 
@@ -466,8 +469,10 @@ class _LostTriggerRecord(MemoryStore):
         run: dict[str, str] | None = None,
         state: RunState | None = None,
     ) -> None:
-        if not self.lost:
+        down = self.claims < 2 if self.down_for is None else self.failed < self.down_for
+        if down:
             self.lost = True
+            self.failed += 1
             raise StoreUnavailable("idempotency store unavailable: ConnectionError")
         await super().record_trigger(command_id, vendor_ref, run=run, state=state)
 
@@ -486,12 +491,14 @@ class _LostTriggerRecord(MemoryStore):
 async def test_a_lost_trigger_record_with_its_publishes_out_still_ends_once(
     first: str, kind: str, error_kind: str | None
 ) -> None:
-    """The store write failed, `accepted` and the poll request went out: the message is parked,
-    the poll chain follows the run, and the redelivery finds a claim with no reference. The
-    first outcome recorded is the one terminal event, repeated under its id by the other."""
+    """The store write failed for as long as the claim held, `accepted` and the poll request
+    went out: the message is parked, the poll chain follows the run, and the redelivery finds
+    a claim with no reference. The first outcome recorded is the one terminal event, repeated
+    under its id by the other."""
     async with harness() as h:
         h.store = _LostTriggerRecord(first)
-        await h.start(h.settings())
+        # A claim of 6 s (timeout x 2 + 5): the record is tried again for 5 s, then parked.
+        await h.start(h.settings(pbsm={"default": {"timeout": 0.5}}))
         command_id = await h.publish("trigger-batch")
         await h.events.terminal(command_id, timeout=15)
         await _quiet(h)
@@ -506,3 +513,52 @@ async def test_a_lost_trigger_record_with_its_publishes_out_still_ends_once(
         letters = await h.dead_letters()
         assert [d.error_kind for d in letters] == ([error_kind] if error_kind else [])
         assert await h.store.runs() == [], "nothing of it reached the runs in flight"
+        assert h.store.failed > 2, "tried again while the claim held"
+
+
+async def test_a_trigger_record_the_store_missed_for_a_moment_is_tried_again_in_place() -> None:
+    """A failover: the store is away for two tries of the record; the third lands, within the
+    claim, so the command is neither parked nor answered `unknown_outcome`."""
+    async with harness() as h:
+        h.store = _LostTriggerRecord("poll chain", down_for=2)
+        await h.start(h.settings())
+        command_id = await h.publish("trigger-batch")
+        terminal = await h.events.terminal(command_id, timeout=15)
+        await _quiet(h)
+        assert terminal["type"] == "flowgate.trigger-batch.succeeded"
+        assert h.store.failed == 2 and h.store.claims == 1, "one delivery, never redelivered"
+        assert len(h.terminal(command_id)) == 1
+        assert await h.dead_letters() == []
+        record = await h.store.lookup(command_id)
+        assert record is not None and record.vendor_ref
+
+
+class _ReleaseMissedOnce(MemoryStore):
+    """The first release fails as an unreachable Redis does (a failover)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.releases = 0
+
+    async def release(self, command_id: str, *, owner: str) -> None:
+        self.releases += 1
+        if self.releases == 1:
+            raise StoreUnavailable("idempotency store unavailable: ConnectionError")
+        await super().release(command_id, owner=owner)
+
+
+async def test_a_release_the_store_missed_for_a_moment_is_tried_again_in_place() -> None:
+    """PBSM answers 503 (the trigger certainly did not run): the claim is released before
+    the retry, tried again when the store misses it, so the retry finds the id free and
+    triggers, instead of meeting a claim nobody completes (`unknown_outcome`)."""
+    from workers.simulators import Fault
+
+    async with harness() as h:
+        h.store = _ReleaseMissedOnce()
+        h.sims.sims.inject(Fault(route="pbsm.trigger", status=503, times=1))
+        await h.start(h.settings())
+        command_id = await h.publish("trigger-batch")
+        terminal = await h.events.terminal(command_id, timeout=15)
+        assert terminal["type"] == "flowgate.trigger-batch.succeeded"
+        assert h.store.releases == 2
+        assert len(h.sims.sims.ledger.entries("pbsm.trigger")) == 2
