@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import shlex
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +17,15 @@ from subprocess import CalledProcessError
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 
 from bench import polling, report, scaling
-from bench.harness import OBSERVED, VHOST, Run, rabbitmqctl, run_contender
+from bench.harness import (
+    BASELINE_PREFIX,
+    BASELINES,
+    OBSERVED,
+    VHOST,
+    Run,
+    rabbitmqctl,
+    run_contender,
+)
 from bench.polling import best_policy
 from bench.scaling import LAYOUTS, Layout
 from bench.sims import Sims
@@ -65,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         help="instead: flowgate (fast profile) with (workers, pollers) = "
         + ", ".join(f"({w},{p})" for w, p in LAYOUTS)
         + ", interleaved --repeat rounds; CPU per command by role, RabbitMQ and Redis",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run `flowgate@REV`: flowgate as committed at REV (a git worktree of it), "
+        "interleaved with this checkout's, and print the A/B table (e.g. --baseline HEAD~1)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 commands")
     parser.add_argument("--no-record", action="store_true", help="do not append BENCHMARKS.md")
@@ -234,6 +249,17 @@ def main() -> int:
     if unknown:
         print(f"scripts/bench: unknown contenders {sorted(unknown)}", file=sys.stderr)
         return 2
+    if args.baseline:
+        try:
+            baseline = _baseline_worktree(args.baseline)
+        except CalledProcessError as exc:
+            why = exc.stderr.strip()
+            print(f"scripts/bench: --baseline {args.baseline}: {why}", file=sys.stderr)
+            return 2
+        # Right after flowgate, so the two alternate as closely as the rounds allow.
+        only = args.only.split(",")
+        at = only.index("flowgate") + 1 if "flowgate" in only else len(only)
+        args.only = ",".join([*only[:at], baseline, *only[at:]])
     started = time.monotonic()
     load = Path("/proc/loadavg").read_text().split()[0]
     logs = Path(tempfile.mkdtemp(prefix="flowgate-bench-"))
@@ -278,6 +304,26 @@ def main() -> int:
     return 0
 
 
+def _baseline_worktree(rev: str) -> str:
+    """A detached worktree of `rev` (made once per commit, kept for the next run) and the
+    contender name that runs from it."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    path = Path(tempfile.gettempdir()) / f"flowgate-baseline-{commit[:12]}"
+    if not (path / "workers").is_dir():
+        subprocess.run(
+            [*git, "worktree", "add", "--detach", "--force", str(path), commit],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    name = f"{BASELINE_PREFIX}{commit[:12]}"
+    BASELINES[name] = path
+    print(f"[bench] {name}: {rev} in {path}", file=sys.stderr)
+    return name
+
+
 def _body(
     args: argparse.Namespace, profiles: list[Profile], runs: list[Run], searches: list[str],
     timing: str,
@@ -286,6 +332,7 @@ def _body(
     sections = [
         report.results_table(runs),
         report.observed_table(runs),
+        *(report.baseline_table(runs, name) for name in BASELINES),
         _notes(args, profiles),
         *searches,
         "Targets:\n\n" + report.targets_table(report.targets(runs)),

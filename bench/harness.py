@@ -34,7 +34,7 @@ from contracts import COMMAND_TYPES, encode_command
 from workers.broker import AmqpBroker
 from workers.topology import build_topology
 
-__all__ = ["OBSERVED", "Run", "layout", "run_contender"]
+__all__ = ["BASELINES", "BASELINE_PREFIX", "OBSERVED", "Run", "layout", "run_contender"]
 
 PY = sys.executable
 VHOST = "flowgate-bench"
@@ -46,6 +46,11 @@ CELERY += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 # SCRAPE_EVERY seconds, every trace exported (to `bench.otlp`). `flowgate` itself logs at
 # WARNING (no line per command), serves no port and traces nothing.
 OBSERVED = "flowgate-observed"
+# `--baseline REV`: the contender `flowgate@REV` is flowgate as committed at REV, run from a
+# worktree of it (`python -m workers.cli` imports from its working directory first), on the
+# same interpreter and packages: the interleaved A/B of a change.
+BASELINE_PREFIX = "flowgate@"
+BASELINES: dict[str, Path] = {}
 SCRAPE_EVERY = 1.0  # Prometheus' usual interval is 15-60 s: once a second is the worst case
 
 
@@ -178,9 +183,11 @@ async def run_contender(
     specs, description = layout(name, processes, threads, flowgate)
     # flowgate-observed: a health port per process, as each pod has its own
     ports = [_free_port() if sink else None for _ in specs]
+    cwd = BASELINES.get(name)  # None: this repository, as for every other contender
     procs = [
         Proc(role, [a.replace("{url}", url) for a in argv],
-             env | ({"FLOWGATE_HEALTH_PORT": str(port)} if port else {}), logs / f"{name}.log")
+             env | ({"FLOWGATE_HEALTH_PORT": str(port)} if port else {}), logs / f"{name}.log",
+             cwd=cwd)
         for (role, argv), port in zip(specs, ports, strict=True)
     ]  # fmt: skip
     scrape = [f"http://127.0.0.1:{port}/metrics" for port in ports if port]

@@ -131,13 +131,19 @@ class Proc:
     argv: list[str]
     env: dict[str, str]
     log: Path
+    cwd: Path | None = None  # a baseline's worktree (`--baseline`), else the repository
     process: asyncio.subprocess.Process | None = None
     cpu_start: dict[int, float] = field(default_factory=dict)
 
     async def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
-                *self.argv, env=self.env, stdout=out, stderr=out, start_new_session=True
+                *self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                cwd=self.cwd,
             )
 
     @property

@@ -116,23 +116,53 @@ _MEASURES: tuple[tuple[str, Callable[[Run], float], str], ...] = (
 )
 
 
+def _pair_lines(
+    runs: list[Run], profile: str, a: str, b: str
+) -> tuple[list[str], list[int], dict[int, Run]]:
+    """One row per measure: `a`'s and `b`'s medians and b ÷ a (median of the per-round
+    ratios, each round's in brackets); the rounds both ran, and `b`'s runs by round."""
+    off, on = _find(runs, profile, a), _find(runs, profile, b)
+    rounds = sorted(k for k in off if k in on and off[k].done and on[k].done)
+    lines = []
+    for label, measure, spec in _MEASURES if rounds else ():
+        ratios = [measure(on[k]) / measure(off[k]) for k in rounds if measure(off[k])]
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+        if len(ratios) > 1:
+            ratio += " (" + ", ".join(f"{x:.2f}" for x in ratios) + ")"
+        before = statistics.median(measure(off[k]) for k in rounds)
+        after = statistics.median(measure(on[k]) for k in rounds)
+        lines.append(f"| {profile} | {label} | {before:{spec}} | {after:{spec}} | {ratio} |")
+    return lines, rounds, on
+
+
+def baseline_table(runs: list[Run], baseline: str) -> str:
+    """`flowgate` (this checkout) beside `baseline` (`flowgate@REV`), per profile: the A/B of
+    the changes since REV ("" when they did not both run)."""
+    lines = []
+    for profile in ("fast", "slow"):
+        lines += _pair_lines(runs, profile, baseline, "flowgate")[0]
+    if not lines:
+        return ""
+    return "\n".join(
+        [
+            f"A/B: `{baseline}` (as committed there) vs `flowgate` (this checkout), interleaved;"
+            " ratio = this ÷ that, the median of the per-round ratios:\n",
+            f"| profile | measure | {baseline} | flowgate | flowgate ÷ {baseline} |",
+            "|" + "---|" * 5,
+            *lines,
+        ]
+    )
+
+
 def observed_table(runs: list[Run]) -> str:
     """flowgate-observed beside flowgate, per profile: what the JSON log lines, the /metrics
     scrapes and the exported traces cost (medians over the rounds both ran; "" if none)."""
     lines = []
     for profile in ("fast", "slow"):
-        off, on = _find(runs, profile, "flowgate"), _find(runs, profile, OBSERVED)
-        rounds = sorted(k for k in off if k in on and off[k].done and on[k].done)
+        rows, rounds, on = _pair_lines(runs, profile, "flowgate", OBSERVED)
         if not rounds:
             continue
-        for label, measure, spec in _MEASURES:
-            ratios = [measure(on[k]) / measure(off[k]) for k in rounds if measure(off[k])]
-            ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
-            if len(ratios) > 1:
-                ratio += " (" + ", ".join(f"{x:.2f}" for x in ratios) + ")"
-            before = statistics.median(measure(off[k]) for k in rounds)
-            after = statistics.median(measure(on[k]) for k in rounds)
-            lines.append(f"| {profile} | {label} | {before:{spec}} | {after:{spec}} | {ratio} |")
+        lines += rows
         window = sum(on[k].window for k in rounds)
         scrapes = sum(on[k].scrapes for k in rounds)
         failed = sum(on[k].scrape_failures for k in rounds)

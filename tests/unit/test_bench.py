@@ -163,6 +163,26 @@ def test_observed_table_ratios_are_per_round_medians() -> None:
     )
 
 
+def test_baseline_table_is_this_checkout_over_the_baseline() -> None:
+    before = "flowgate@0123456789ab"
+    runs = [_run(before, worker=3.0), _run(window=8.0), _run("limit")]
+    text = report.baseline_table(runs, before)
+    assert f"| profile | measure | {before} | flowgate | flowgate ÷ {before} |" in text
+    assert "| fast | cmd/s | 100.0 | 125.0 | 1.25 |" in text
+    assert "| fast | ... worker(s) | 3.00 | 2.00 | 0.67 |" in text
+    assert report.baseline_table([_run()], before) == ""
+
+
+def test_a_baseline_runs_flowgate_from_its_worktree() -> None:
+    from bench import harness
+
+    name = "flowgate@0123456789ab"
+    specs, description = layout(name, 2, 64)
+    assert [argv[-1] for _, argv in specs] == ["worker", "poller"]
+    assert description == "1 worker + 1 poller"
+    assert name.startswith(harness.BASELINE_PREFIX)
+
+
 def _export(spans: int) -> bytes:
     request = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(name="s")] * spans)])]
