@@ -78,8 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline",
         metavar="REV",
+        action="append",
+        default=[],
         help="also run `flowgate@REV`: flowgate as committed at REV (a git worktree of it), "
-        "interleaved with this checkout's, and print the A/B table (e.g. --baseline HEAD~1)",
+        "interleaved with this checkout's, and print the A/B table (e.g. --baseline HEAD~1; "
+        "repeatable)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 commands")
     parser.add_argument("--no-record", action="store_true", help="do not append BENCHMARKS.md")
@@ -249,17 +252,18 @@ def main() -> int:
     if unknown:
         print(f"scripts/bench: unknown contenders {sorted(unknown)}", file=sys.stderr)
         return 2
-    if args.baseline:
+    baselines = []
+    for rev in args.baseline:
         try:
-            baseline = _baseline_worktree(args.baseline)
+            baselines.append(_baseline_worktree(rev))
         except CalledProcessError as exc:
-            why = exc.stderr.strip()
-            print(f"scripts/bench: --baseline {args.baseline}: {why}", file=sys.stderr)
+            print(f"scripts/bench: --baseline {rev}: {exc.stderr.strip()}", file=sys.stderr)
             return 2
-        # Right after flowgate, so the two alternate as closely as the rounds allow.
+    if baselines:
+        # Right after flowgate, so they alternate with it as closely as the rounds allow.
         only = args.only.split(",")
         at = only.index("flowgate") + 1 if "flowgate" in only else len(only)
-        args.only = ",".join([*only[:at], baseline, *only[at:]])
+        args.only = ",".join([*only[:at], *baselines, *only[at:]])
     started = time.monotonic()
     load = Path("/proc/loadavg").read_text().split()[0]
     logs = Path(tempfile.mkdtemp(prefix="flowgate-bench-"))
