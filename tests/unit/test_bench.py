@@ -377,3 +377,16 @@ async def test_the_limit_sends_exactly_the_requests_flowgate_sends(
     _, calls, polls = ideal(command_type, Profile("zero", 0.0, fast.run_seconds))
     vendor_calls = [call for call in sent[1] if call[0] != "pbsm.token"]  # as the bench counts
     assert (len(vendor_calls), ended[1]) == (calls, ("succeeded", polls))
+
+
+def test_targets_hold_cpu_per_command_rabbitmq_and_redis_included_to_the_limit() -> None:
+    flowgate = _run(worker=2.0, poller=1.0, broker=0.5, store=0.5)  # 4.0 s per 1,000
+    limit = _run("limit", worker=2.5, poller=0.0, broker=0.5, store=0.0)  # 3.0 s per 1,000
+    [row] = [t for t in report.targets([flowgate, limit]) if "CPU per command" in t[0]]
+    assert row == (
+        "fast: CPU per command, RabbitMQ and Redis included, ≤ 1.3 x limit",
+        "4.0 vs 3.0 s/1k: median 1.33 x",
+        False,
+    )
+    cheaper = _run(worker=1.5, poller=1.0, broker=0.5, store=0.5)
+    assert [t[2] for t in report.targets([cheaper, limit]) if "CPU per command" in t[0]] == [True]
