@@ -35,6 +35,7 @@ class Row:
     n: int
     capped: bool
     throughput: float
+    calls: float  # vendor calls per command: late polls make fewer, on-time polls more
     workers: float  # CPU s per 1,000 commands, all worker processes together
     pollers: float
     rabbitmq: float
@@ -85,6 +86,7 @@ def rows(runs: Sequence[tuple[Layout, Run]]) -> list[Row]:
                 n=sum(r.n for r in done),
                 capped=any(r.capped for r in done),
                 throughput=_median(done, lambda r: r.throughput),
+                calls=_median(done, lambda r: r.calls / r.done if r.done else math.nan),
                 workers=_median(done, lambda r: _per_k(r, r.cpu_roles.get("worker", 0.0))),
                 pollers=_median(done, lambda r: _per_k(r, r.cpu_roles.get("poller", 0.0))),
                 rabbitmq=_median(done, lambda r: _per_k(r, r.broker_cpu)),
@@ -102,9 +104,9 @@ def table(runs: Sequence[tuple[Layout, Run]]) -> str:
     lines = [
         f"CPU per command as processes are added (fast profile{median}; CPU s per 1,000 "
         "commands, measured from first publish to last terminal event):\n",
-        "| layout | done/N | cmd/s | workers | pollers | RabbitMQ | Redis | total "
-        "| total ÷ 1 + 1 |",
-        "|" + "---|" * 9,
+        "| layout | done/N | cmd/s | vendor calls/cmd | workers | pollers | RabbitMQ | Redis "
+        "| total | total ÷ 1 + 1 |",
+        "|" + "---|" * 10,
     ]
     for row in rows(runs):
         ratio = f"{row.ratio:.2f}"
@@ -112,7 +114,7 @@ def table(runs: Sequence[tuple[Layout, Run]]) -> str:
             ratio += " (" + ", ".join(f"{r:.2f}" for r in row.ratios) + ")"
         lines.append(
             f"| {row.description} | {row.done}/{row.n}{' (capped)' * row.capped} "
-            f"| {row.throughput:.1f} | {row.workers:.2f} | {row.pollers:.2f} "
+            f"| {row.throughput:.1f} | {row.calls:.2f} | {row.workers:.2f} | {row.pollers:.2f} "
             f"| {row.rabbitmq:.2f} | {row.redis:.2f} | {row.total:.2f} | {ratio} |"
         )
     return "\n".join(lines)

@@ -127,10 +127,15 @@ def test_scaling_table_without_the_base_layout_says_so() -> None:
 def test_scaling_table_shows_every_round_ratio_when_repeated() -> None:
     runs = [((1, 1), _run(round_=k)) for k in (0, 1)]
     runs += [((4, 1), _run(round_=0, worker=5.75)), ((4, 1), _run(round_=1, worker=2.0))]
+    for _, run in runs:
+        run.calls = 2500
     text = scaling.table(runs)
     assert "median of 2 rounds" in text
     assert "| 1.50 (2.00, 1.00) |" in text
-    assert "| 1 worker + 1 poller | 2000/2000 | 100.0 | 2.00 | 1.00 | 0.50 | 0.25 | 3.75 |" in text
+    assert (
+        "| 1 worker + 1 poller | 2000/2000 | 100.0 | 2.50 | 2.00 | 1.00 | 0.50 | 0.25 | 3.75 |"
+        in text
+    )
 
 
 def test_results_table_has_a_redis_column() -> None:
