@@ -205,15 +205,16 @@ class Ended:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Ended:
+        # Only ever `to_json`'s own output: every field is there.
         return cls(
             str(raw["command_id"]),
-            raw.get("command_type"),
-            raw.get("connection"),
-            str(raw.get("kind", "?")),
-            raw.get("status"),
-            raw.get("error_kind"),
-            raw.get("error_message"),
-            float(raw.get("at") or 0.0),
+            raw["command_type"],
+            raw["connection"],
+            str(raw["kind"]),
+            raw["status"],
+            raw["error_kind"],
+            raw["error_message"],
+            float(raw["at"]),
         )
 
 

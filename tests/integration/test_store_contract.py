@@ -715,3 +715,27 @@ async def test_unreachable_redis_is_store_unavailable_on_every_call() -> None:
             assert caught.value.__cause__ is None and caught.value.__suppress_context__, name
     finally:
         await store.aclose()
+
+
+async def test_redis_a_claim_no_replica_acknowledged_is_refused_and_released() -> None:
+    """`replicas = 1` on a Redis with no replica (the local one): the claim's WAIT sees 0 of
+    1, so the claim is refused as the store being unavailable, saying so, and released in the
+    same breath: a later claim (once a replica is back) finds the id new, not `unknown`."""
+    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
+    waiting = RedisStore(REDIS_URL, prefix=prefix, replicas=1, replica_wait=0.05)
+    plain = RedisStore(REDIS_URL, prefix=prefix)
+    cid = command_id()
+    try:
+        with pytest.raises(StoreUnavailable, match=r"reached 0 of 1 Redis replicas within 50 ms"):
+            await waiting.claim(cid, owner="a", lease=LONG)
+        assert (await plain.claim(cid, owner="b", lease=LONG)).state == "new"
+        # Anything but a new claim needs no replica: it changed nothing.
+        assert (await waiting.claim(cid, owner="c", lease=LONG)).state == "busy"
+    finally:
+        await waiting.aclose()
+        await plain.aclose()
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -182,3 +182,25 @@ def test_a_poll_request_from_a_newer_flowgate_is_still_read() -> None:
     request = PollRequest.model_validate(body)
     assert request.command_id == "c1"
     assert "a_field_of_a_later_version" not in request.model_dump()
+
+
+async def test_a_stuck_run_is_one_warning_naming_it_and_its_state_keeps_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    k = stuck_kit("WAITING")
+    await triggered(k)
+    since = time.time() - 31
+    before = time.time()
+    with caplog.at_level("WARNING", logger="flowgate.poller"):
+        await k.handle(request(polls=5, status_since=since, deadline=before + 3600))
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "run_stuck"]
+    message = record.getMessage()
+    assert message.startswith(f"run {CID} (start-process, default) stuck: status WAITING")
+    unchanged = float(message.rsplit("unchanged for ", 1)[1].split()[0])
+    assert 31 <= unchanged < 40
+    unchanged_for = getattr(record, "unchanged_for", None)
+    assert isinstance(unchanged_for, float) and 31.0 <= unchanged_for < 40.0
+    assert unchanged_for == round(unchanged_for, 1)
+    view = await k.store.run(CID)
+    assert view is not None and view.state.deadline == before + 3600
+    assert before <= view.history[-1].at <= time.time()
