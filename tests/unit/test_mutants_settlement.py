@@ -575,3 +575,34 @@ async def test_an_unreadable_command_is_answered_on_its_reply_to_queue_too() -> 
     assert key == "client-queue"
     ((_, message_id, event),) = k.broker.events()
     assert message.message_id == message_id and json.loads(message.body) == event
+
+
+def retries(caplog: pytest.LogCaptureFixture) -> list[tuple[str, object, object]]:
+    """(message, reason, delay) of every `retry` record of the settler."""
+    return [
+        (r.getMessage(), getattr(r, "reason", None), getattr(r, "delay", None))
+        for r in caplog.records
+        if r.name == "flowgate" and getattr(r, "event", None) == "retry"
+    ]
+
+
+async def test_a_retry_is_one_line_with_its_reason_and_delay(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="flowgate")
+    k = kit()
+    await k.run(Later(2.34567, reason="claim_busy"), answer=answer())
+    await k.run(Later(1.0, reason="throttled"), answer=None)
+    await k.run(Later(1.0, reason="throttled"), answer=answer(command_id=None, command_type=None))
+    await k.run(Later(5.0), answer=answer())  # no reason: a step of its own, not a retry
+    await k.run(StoreUnavailable("store down"), command(headers={}))
+    assert retries(caplog) == [
+        (f"trigger-batch {CID}: trying again in 2.3 s (claim_busy)", "claim_busy", 2.346),
+        ("message <no id>: trying again in 1.0 s (throttled)", "throttled", 1.0),
+        ("message <no id>: trying again in 1.0 s (throttled)", "throttled", 1.0),
+        (
+            f"dependency unavailable (store down); retrying a message of {QUEUE} in 1 s",
+            "store_unavailable",
+            1.0,
+        ),
+    ]
