@@ -44,12 +44,19 @@ def spans() -> Iterator[InMemorySpanExporter]:
         provider.shutdown()
 
 
-async def send(system: Memory, command_type: str, traceparent: str | None) -> str:
+async def send(
+    system: Memory,
+    command_type: str,
+    traceparent: str | None,
+    tracestate: str | None = None,
+) -> str:
     command_id = str(uuid.uuid4())
     body, content_type = encode_command(
         command_type, SAMPLE_COMMANDS[command_type], command_id=command_id
     )
     headers: dict[str, Any] = {"traceparent": traceparent} if traceparent else {}
+    if tracestate:
+        headers["tracestate"] = tracestate
     message = OutgoingMessage(
         body=body, content_type=content_type, headers=headers, message_id=command_id
     )
@@ -78,7 +85,7 @@ async def test_a_commands_trace_continues_through_flowgate(
     spans: InMemorySpanExporter,
 ) -> None:
     async with memory_system(run_seconds=0.6) as system:
-        command_id = await send(system, "trigger-batch", TRACEPARENT)
+        command_id = await send(system, "trigger-batch", TRACEPARENT, "vendor=abc")
         await system.settled([command_id])
     recorded = list(spans.get_finished_spans())
     for span in recorded:
@@ -89,6 +96,11 @@ async def test_a_commands_trace_continues_through_flowgate(
     assert consume.attributes is not None
     assert consume.attributes["flowgate.command_id"] == command_id
     assert consume.attributes["flowgate.outcome"] == "accepted"
+    assert consume.attributes["messaging.system"] == "rabbitmq"
+    assert consume.attributes["messaging.destination.name"] == "flowgate.cmd.trigger-batch"
+    assert consume.attributes["flowgate.attempt"] == 1
+    assert "flowgate.error_kind" not in consume.attributes
+    assert consume.context is not None and consume.context.trace_state.get("vendor") == "abc"
     by_id = {span_id(s): s for s in recorded}
     # The vendor calls of the trigger are the consume span's children ...
     for name in ("pbsm token", "pbsm trigger"):
@@ -158,3 +170,17 @@ def test_the_readme_example_turns_tracing_on_and_stop_turns_it_off(tmp_path: Pat
     assert stop is not None and tracing.active()
     stop()
     assert not tracing.active()
+
+
+async def test_a_failed_commands_span_says_its_error_kind(spans: InMemorySpanExporter) -> None:
+    from workers.simulators import Fault
+
+    async with memory_system(run_seconds=0.3) as system:
+        system.sims.inject(Fault(route="pbsm.trigger", status=400, times=1))
+        command_id = await send(system, "trigger-batch", TRACEPARENT)
+        await system.settled([command_id])
+    [consume] = named(list(spans.get_finished_spans()), "consume trigger-batch")
+    assert consume.attributes is not None
+    assert consume.attributes["flowgate.outcome"] == "failed"
+    assert consume.attributes["flowgate.error_kind"] == "rejected"
+    assert not consume.status.is_ok
