@@ -7,7 +7,25 @@ import os
 
 import pytest
 
-from tests.chaos.harness import ChaosConfig, run_chaos
+from tests.chaos.harness import ChaosConfig, ChaosResult, run_chaos
+
+
+async def held(config: ChaosConfig, capsys: pytest.CaptureFixture[str]) -> ChaosResult:
+    """The run (on the cluster, taken down after it when `config.cluster`), its summary line
+    printed, and what every variant asserts: nothing lost, doubled or wrong, all published."""
+    try:
+        result = await run_chaos(config)
+    finally:
+        if config.cluster:
+            from tests import cluster
+
+            cluster.down()
+    with capsys.disabled():
+        print(f"\n{result.summary()}")
+    assert result.ok, f"{result.summary()}\n{result.details()}"
+    assert not result.wrong_outcome, result.details()
+    assert result.published == config.n
+    return result
 
 
 @pytest.mark.chaos
@@ -19,12 +37,7 @@ async def test_chaos_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
         rate=25.0,  # publishing spans ~80 s, so kills and the restart land mid-stream
         timeout=300.0,
     )
-    result = await run_chaos(config)
-    with capsys.disabled():
-        print(f"\n{result.summary()}")
-    assert result.ok, f"{result.summary()}\n{result.details()}"
-    assert not result.wrong_outcome, result.details()
-    assert result.published == config.n
+    result = await held(config, capsys)
     assert result.unexpected_events == 0
 
 
@@ -33,8 +46,6 @@ async def test_chaos_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_chaos_cluster_ci_variant(capsys: pytest.CaptureFixture[str]) -> None:
     """On scripts/cluster's three nodes, a node killed (-9) every ~14 s: the one a process is
     on, a command queue's leader, the poll queue's leader, by turns."""
-    from tests import cluster
-
     config = ChaosConfig(
         n=int(os.environ.get("FLOWGATE_CHAOS_CLUSTER_N", "1000")),
         seed=int(os.environ.get("FLOWGATE_CHAOS_SEED", "1")),
@@ -43,15 +54,7 @@ async def test_chaos_cluster_ci_variant(capsys: pytest.CaptureFixture[str]) -> N
         cluster=True,
         node_kill_every=6.0,  # a kill, 2-6 s down and a restart: about one every 14 s
     )
-    try:
-        result = await run_chaos(config)
-    finally:
-        cluster.down()
-    with capsys.disabled():
-        print(f"\n{result.summary()}")
-    assert result.ok, f"{result.summary()}\n{result.details()}"
-    assert not result.wrong_outcome, result.details()
-    assert result.published == config.n
+    result = await held(config, capsys)
     assert set(result.node_kills) == {"connected", "command-leader", "poll-leader"}
 
 
@@ -66,8 +69,6 @@ async def test_chaos_redis_failover_ci_variant(capsys: pytest.CaptureFixture[str
     Only Redis fails here: the variants above kill processes and nodes. A cancel-run whose
     attempt is killed waits out its 65 s claim before it is answered, which would put the run
     past its 90 s; a failover's store errors are what must not open a second trigger."""
-    from tests import cluster
-
     config = ChaosConfig(
         n=int(os.environ.get("FLOWGATE_CHAOS_REDIS_N", "600")),
         seed=int(os.environ.get("FLOWGATE_CHAOS_SEED", "1")),
@@ -81,14 +82,6 @@ async def test_chaos_redis_failover_ci_variant(capsys: pytest.CaptureFixture[str
         redis_failover_every=8.0,
         redis_replicas=1,
     )
-    try:
-        result = await run_chaos(config)
-    finally:
-        cluster.down()
-    with capsys.disabled():
-        print(f"\n{result.summary()}")
-    assert result.ok, f"{result.summary()}\n{result.details()}"
+    result = await held(config, capsys)
     assert not result.lost and not result.duplicate_triggers, result.details()
-    assert not result.wrong_outcome, result.details()
-    assert result.published == config.n
     assert result.redis_failovers, "no Redis failover happened"

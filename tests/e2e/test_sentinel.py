@@ -25,6 +25,19 @@ def servers() -> Iterator[Replicated]:
         yield started
 
 
+async def claim_once_up(store: RedisStore, command_id: str, *, owner: str) -> Claim:
+    """The claim, as soon as the store answers again (a failover in progress refuses it)."""
+
+    async def claim() -> Claim | None:
+        with contextlib.suppress(StoreUnavailable):
+            return await store.claim(command_id, owner=owner, lease=60)
+        return None
+
+    found = await poll_until(claim, lambda c: c is not None, timeout=30, interval=0.2)
+    assert found is not None
+    return found
+
+
 async def test_a_claim_survives_the_primary_dying_right_after_it(servers: Replicated) -> None:
     store = RedisStore(servers.url, prefix="flowgate-test:", replicas=1, replica_wait=2.0)
     try:
@@ -34,14 +47,9 @@ async def test_a_claim_survives_the_primary_dying_right_after_it(servers: Replic
         servers.kill(primary)
         assert await asyncio.to_thread(servers.wait_promoted, primary) == replica
 
-        async def claim_again() -> Claim | None:
-            with contextlib.suppress(StoreUnavailable):
-                return await store.claim("c1", owner="second", lease=60)
-            return None
-
         # The claim is on the new primary: a redelivery finds it held, not new.
-        again = await poll_until(claim_again, lambda c: c is not None, timeout=30, interval=0.2)
-        assert again is not None and again.state == "busy"
+        again = await claim_once_up(store, "c1", owner="second")
+        assert again.state == "busy"
         # And the store goes on working on the new primary, with no replica left to wait for
         # (WAIT times out: a claim short of its replicas is released and refused).
         with pytest.raises(StoreUnavailable, match="0 of 1 Redis replicas"):
@@ -81,14 +89,8 @@ async def test_a_claim_its_replica_missed_is_lost_unless_claims_wait(
         await store.aclose()
     plain = RedisStore(servers.url, prefix="flowgate-test:")
     try:
-
-        async def claim_again() -> Claim | None:
-            with contextlib.suppress(StoreUnavailable):
-                return await plain.claim("c1", owner="second", lease=60)
-            return None
-
-        again = await poll_until(claim_again, lambda c: c is not None, timeout=30, interval=0.2)
+        again = await claim_once_up(plain, "c1", owner="second")
         # Granted and lost (a second trigger), or never granted (the first one's only).
-        assert again is not None and again.state == "new"
+        assert again.state == "new"
     finally:
         await plain.aclose()
