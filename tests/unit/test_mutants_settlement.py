@@ -36,6 +36,7 @@ import pytest
 
 from contracts import ContractError, ErrorInfo, ErrorKind, EventKind, event_id
 from tests.recording import FakeDelivery, Recorder
+from workers import settlement as settlement_module
 from workers.broker.base import PublishNotConfirmed
 from workers.errors import Throttled, VendorFailed, VendorUnavailable
 from workers.idempotency import MemoryStore, StoreUnavailable
@@ -306,13 +307,24 @@ async def test_an_unreachable_store_while_answering_parks_the_message() -> None:
     assert k.broker.events() == [] and delivery.settlements == ["ack"]
 
 
-async def test_when_even_parking_fails_the_error_reaches_the_broker_unsettled() -> None:
+async def test_when_even_parking_fails_the_error_reaches_the_broker_unsettled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """... after holding the message for the park's delay: given back at once, it would come
+    straight back and spend its quorum delivery limit in a second."""
+    held: list[float] = []
+
+    async def hold(seconds: float) -> None:
+        held.append(seconds)
+
+    monkeypatch.setattr(settlement_module, "_hold_for", hold)
     k = kit()
     k.broker.refuse = lambda exchange, key: True
-    delivery = command()
+    delivery = command(headers={PARKED_HEADER: 3})
     with pytest.raises(PublishNotConfirmed):
         await k.run(Later(1.0), delivery)
     assert delivery.settlements == []
+    assert held == [8.0]
     # The store down while answering, and the ladder refusing the parked copy.
     k.store.down = True
     k.broker.refuse = lambda exchange, key: exchange == DELAY_EXCHANGE
@@ -320,6 +332,11 @@ async def test_when_even_parking_fails_the_error_reaches_the_broker_unsettled() 
     with pytest.raises(PublishNotConfirmed):
         await k.run(failed, delivery, answer=answer())
     assert delivery.settlements == []
+    assert held == [8.0, 8.0]
+    # A handler that parks, and the park refused: held too.
+    with pytest.raises(PublishNotConfirmed):
+        await k.run(StoreUnavailable("down"), command())
+    assert held == [8.0, 8.0, 1.0]
 
 
 async def test_a_failure_after_the_delivery_was_settled_is_not_settled_again() -> None:
