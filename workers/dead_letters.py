@@ -209,14 +209,18 @@ class DeadLetter:
         headers = dict(delivery.headers)
         body = _body_json(delivery.body) or {}
         deaths = _deaths(headers)
-        death = deaths[0] if deaths else {}
+        # The latest death says why the message is here: one that went round the delay ladder
+        # first died there `expired`, then again in its work queue (`delivery_limit`).
+        # RabbitMQ 3.13+ also writes it as x-last-death-*; older ones only keep x-death.
+        death = deaths[-1] if deaths else {}
         by_rabbitmq = ERROR_KIND_HEADER not in headers and (
             bool(death) or "x-first-death-reason" in headers
         )
         source_queue = _text(
             headers.get(SOURCE_QUEUE_HEADER)
-            or headers.get("x-first-death-queue")
+            or headers.get("x-last-death-queue")
             or death.get("queue")
+            or headers.get("x-first-death-queue")
         )
         # Where the worker reads it: the body in structured mode, the ce-id header in binary.
         header_id, body_id = _id(headers.get("ce-id")), _id(body.get("id"))
@@ -233,7 +237,11 @@ class DeadLetter:
         if command_type is None and source_queue and source_queue.startswith(_COMMAND_QUEUE_PREFIX):
             command_type = source_queue[len(_COMMAND_QUEUE_PREFIX) :]
         if by_rabbitmq:
-            rabbit_reason = _text(headers.get("x-first-death-reason") or death.get("reason"))
+            rabbit_reason = _text(
+                headers.get("x-last-death-reason")
+                or death.get("reason")
+                or headers.get("x-first-death-reason")
+            )
             error_kind = rabbit_reason or "unknown"
             reason = f"dead-lettered by RabbitMQ ({error_kind}) from {source_queue or '?'}"
             dead_at = _text(death.get("time"))

@@ -39,9 +39,12 @@ from workers.simulators import RunningSimulators
 from workers.topology import (
     COMMANDS_EXCHANGE,
     DEAD_LETTER_QUEUE,
+    DELAY_EXCHANGE,
+    DELAY_TIERS_MS,
     GIVEN_UP_QUEUE,
     POLL_QUEUE,
     command_queue,
+    delay_routing_key,
 )
 
 BATCH = {"batch": "B2001"}
@@ -201,6 +204,32 @@ async def test_a_poll_request_nobody_settled_ends_its_run_failed(given: Given) -
     assert event["type"] == "flowgate.run-partner.failed"
     assert event["data"]["error"]["kind"] == "internal"
     assert event["data"]["vendor_ref"] == {"runId": "7"}
+    assert "stopped following the run" in event["data"]["error"]["message"]
+
+
+async def test_a_poll_request_that_waited_on_the_delay_ladder_is_answered_too(
+    given: Given,
+) -> None:
+    """Its first death is `expired` in a delay queue; the one that matters is the last."""
+    command_id = str(uuid.uuid4())
+    now = time.time()
+    request = PollRequest(
+        command_id=command_id,
+        command_type="run-partner",
+        connection="default",
+        vendor_ref={"runId": "8"},
+        started_at=now,
+        deadline=now + 60,
+        reply_to=None,
+    )
+    message = OutgoingMessage(body=request.model_dump_json().encode(), message_id=command_id)
+    tier = DELAY_TIERS_MS[0]
+    await given.broker.publish(DELAY_EXCHANGE, delay_routing_key(tier, POLL_QUEUE), message)
+    await given.hand_back_past_the_limit(POLL_QUEUE)
+    await given.app.start_worker(["run-partner"])
+    event = await given.events.terminal(command_id)
+    assert event["type"] == "flowgate.run-partner.failed"
+    assert event["data"]["vendor_ref"] == {"runId": "8"}
     assert "stopped following the run" in event["data"]["error"]["message"]
 
 

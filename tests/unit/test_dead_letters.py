@@ -80,6 +80,66 @@ def _structured(command_id: str = "c-1", type_: str = "flowgate.add-paylink") ->
     ).encode()
 
 
+def _poll_request_body(command_id: str) -> bytes:
+    return json.dumps(
+        {
+            "command_id": command_id,
+            "command_type": "run-partner",
+            "connection": "default",
+            "vendor_ref": {"runId": "7"},
+            "started_at": 0.0,
+            "deadline": 60.0,
+        }
+    ).encode()
+
+
+def _death(queue: str, reason: str, key: str, at: datetime) -> dict[str, Any]:
+    return {
+        "count": 1,
+        "reason": reason,
+        "queue": queue,
+        "time": at,
+        "exchange": "",
+        "routing-keys": [key],
+    }
+
+
+@pytest.mark.parametrize("last_death_headers", [False, True], ids=["rabbitmq-3.12", "3.13+"])
+def test_the_latest_death_says_why_a_letter_is_here_not_the_first(
+    last_death_headers: bool,
+) -> None:
+    """A poll request that waited on the delay ladder (its first death: `expired` in
+    flowgate.delay.500) and was then handed back past the poll queue's delivery limit. Read by
+    its first death it had no command id (a poll request is not a CloudEvent) and nobody
+    answered it: the soak of 2026-11-25 logged exactly that."""
+    first = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    last = datetime(2026, 11, 25, 12, 1, tzinfo=UTC)
+    headers: dict[str, Any] = {
+        "x-first-death-reason": "expired",
+        "x-first-death-queue": "flowgate.delay.500",
+        "x-first-death-exchange": "flowgate.delay",
+        # RabbitMQ puts the latest death first.
+        "x-death": [
+            _death("flowgate.poll", "delivery_limit", "d500.flowgate.poll", last),
+            _death("flowgate.delay.500", "expired", "d500.flowgate.poll", first),
+        ],
+    }
+    if last_death_headers:
+        headers |= {"x-last-death-reason": "delivery_limit", "x-last-death-queue": "flowgate.poll"}
+    letter = DeadLetter.from_delivery(
+        _Delivery(
+            body=_poll_request_body("c-9"),
+            content_type="application/json",
+            routing_key="d500.flowgate.poll",
+            headers=headers,
+        )
+    )
+    assert letter.by_rabbitmq and letter.is_poll
+    assert (letter.command_id, letter.command_type) == ("c-9", "run-partner")
+    assert (letter.source_queue, letter.error_kind) == ("flowgate.poll", "delivery_limit")
+    assert letter.dead_at == last.isoformat()
+
+
 def test_a_rabbitmq_dead_letter_is_read_from_x_death_and_replayed_in_binary_mode() -> None:
     died = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     letter = DeadLetter.from_delivery(
