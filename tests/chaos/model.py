@@ -102,6 +102,9 @@ class ChaosConfig:
     # Seconds between samples of every process's memory and file descriptors, Redis's memory
     # and the queue depths (the soak, scripts/soak); None: no sampling.
     sample_every: float | None = None
+    # idempotency.retention of every process (None: flowgate's default, 7 days). The soak
+    # shortens it so the store reaches its steady state inside the run.
+    retention: float | None = None
 
 
 @dataclass

@@ -136,6 +136,8 @@ def process_env(
         FLOWGATE_IDEMPOTENCY__KEY_PREFIX=prefix,
         FLOWGATE_SHUTDOWN_GRACE="10",
     )
+    if cfg.retention is not None:
+        env["FLOWGATE_IDEMPOTENCY__RETENTION"] = str(cfg.retention)
     if redis_url is not None:
         env["FLOWGATE_IDEMPOTENCY__REDIS_URL"] = redis_url
         env["FLOWGATE_IDEMPOTENCY__REPLICAS"] = str(cfg.redis_replicas)

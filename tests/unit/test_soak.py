@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.chaos.model import ChaosConfig
+from tests.chaos.procs import process_env
 from tests.soak import _write, judge
 
 
@@ -48,3 +50,10 @@ def test_it_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     _write(_samples(100.0, 0.5), tmp_path)
     assert (tmp_path / "soak.csv").read_text().startswith("t,")
     assert (tmp_path / "soak.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_process_gets_the_runs_retention_and_flowgates_default_otherwise() -> None:
+    env = process_env(ChaosConfig(retention=240.0), "amqp://x/", "p:", "http://127.0.0.1:1")
+    assert env["FLOWGATE_IDEMPOTENCY__RETENTION"] == "240.0"
+    default = process_env(ChaosConfig(), "amqp://x/", "p:", "http://127.0.0.1:1")
+    assert "FLOWGATE_IDEMPOTENCY__RETENTION" not in default
