@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import httpx
-import redis.asyncio as redis
 
 from bench.celery_app import task_message
 from bench.otlp import OtlpSink
 from bench.procs import Proc, broker_pid, cpu_seconds, redis_pid
+from bench.redis_keys import delete_keys_under
 from bench.sims import Sims
 from bench.workload import MIX, Profile, commands, ideal
 from contracts import COMMAND_TYPES, encode_command
@@ -228,7 +228,7 @@ async def run_contender(
             await sink.stop()
             run.trace_exports, run.trace_bytes = sink.requests, sink.bytes
             run.trace_spans = sink.spans()
-        await _delete_keys(env.get("FLOWGATE_IDEMPOTENCY__REDIS_URL", REDIS_URL), store_prefix)
+        await delete_keys_under(env.get("FLOWGATE_IDEMPOTENCY__REDIS_URL", REDIS_URL), store_prefix)
     return run
 
 
@@ -266,16 +266,6 @@ def _store_pid() -> int | None:
     if url.scheme not in ("redis", "rediss") or url.hostname not in _LOCAL:
         return None
     return redis_pid(url.port or 6379)
-
-
-async def _delete_keys(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        batch = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for i in range(0, len(batch), 1000):
-            await client.unlink(*batch[i : i + 1000])
-    finally:
-        await client.aclose()
 
 
 async def _measure(

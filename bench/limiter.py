@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from bench.redis_keys import delete_keys_under
 from contracts import encode_command
 from workers.broker import AmqpBroker, Binding, Delivery, OutgoingMessage, Queue, Topology
 from workers.commands import COMMANDS
@@ -243,24 +244,12 @@ async def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             _rabbitmqctl("delete_vhost", vhost)
         with contextlib.suppress(Exception):
-            await _forget(prefix)
+            await delete_keys_under("redis://127.0.0.1:6379/0", prefix)
         print(f"logs: {logs}")
 
 
 def _times(ledger: list[dict[str, Any]]) -> list[float]:
     return sorted(float(e["at"]) for e in ledger if str(e["route"]).startswith("productlive."))
-
-
-async def _forget(prefix: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 def report(

@@ -27,6 +27,7 @@ import redis.asyncio as redis
 import uvloop
 from pamqp.commands import Basic
 
+from bench.redis_keys import delete_keys_under
 from workers.idempotency import RedisStore
 
 __all__ = ["main"]
@@ -98,8 +99,7 @@ async def redis_store(n: int, concurrency: int) -> list[tuple[str, float]]:
         rows.append(
             ("store, scripts + semaphore (now)", await _cpu_per_op(current, n, concurrency))
         )
-    async for key in before.redis.scan_iter(f"{prefix}*"):
-        await before.redis.delete(key)
+    await delete_keys_under(before.redis, prefix)
     await before.redis.aclose(close_connection_pool=True)
     await now.aclose()
     return rows

@@ -191,17 +191,6 @@ def count_in_logs(log_dir: Path, needle: str) -> int:
 
 
 async def forget_redis(prefix: str) -> None:
-    import redis.asyncio as redis
+    from bench.redis_keys import delete_keys_under
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                await client.delete(*batch)
-                batch.clear()
-        if batch:
-            await client.delete(*batch)
-    finally:
-        await client.aclose()
+    await delete_keys_under("redis://127.0.0.1:6379/0", prefix)

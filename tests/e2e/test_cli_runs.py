@@ -13,8 +13,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
+from bench.redis_keys import delete_keys_under
 from workers.idempotency import RedisStore, RunEvent, RunState
 
 pytestmark = pytest.mark.e2e
@@ -56,11 +56,7 @@ async def prefix() -> AsyncIterator[str]:
         yield prefix
     finally:
         await store.aclose()
-        client = aioredis.Redis.from_url(REDIS_URL)
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await delete_keys_under(REDIS_URL, prefix)
 
 
 def flowgate(prefix: str, *argv: str) -> subprocess.CompletedProcess[str]:

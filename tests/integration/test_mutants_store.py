@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from bench.redis_keys import delete_keys_under
 from workers.idempotency import IdempotencyStore, MemoryStore, Record, RedisStore
 
 pytestmark = pytest.mark.integration
@@ -86,9 +87,7 @@ async def store(
         yield made
     finally:
         await made.aclose()
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
+        await delete_keys_under(client, prefix)
 
 
 RUN = {"command_type": "trigger-batch", "connection": "pbsm-prod"}

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from bench.redis_keys import delete_keys_under
 from tests.waiting import poll_until
 from workers.idempotency import (
     HISTORY,
@@ -77,13 +78,7 @@ async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactor
         for store in made:
             await store.aclose()
         if request.param == "redis":
-            client = aioredis.Redis.from_url(REDIS_URL)
-            try:
-                keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-                if keys:
-                    await client.delete(*keys)
-            finally:
-                await client.aclose()
+            await delete_keys_under(REDIS_URL, prefix)
 
 
 @pytest.fixture
@@ -102,9 +97,7 @@ async def raw_redis_store() -> AsyncIterator[tuple[RedisStore, aioredis.Redis, s
         yield store, client, prefix
     finally:
         await store.aclose()
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
+        await delete_keys_under(client, prefix)
         await client.aclose()
 
 
@@ -645,13 +638,7 @@ async def test_redis_stores_share_one_truth_between_processes() -> None:
     finally:
         await one.aclose()
         await two.aclose()
-        client = aioredis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+        await delete_keys_under(REDIS_URL, prefix)
 
 
 async def test_redis_keeps_the_runs_view_under_its_prefix_for_the_retention() -> None:
@@ -734,8 +721,4 @@ async def test_redis_a_claim_no_replica_acknowledged_is_refused_and_released() -
     finally:
         await waiting.aclose()
         await plain.aclose()
-        client = aioredis.Redis.from_url(REDIS_URL)
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await delete_keys_under(REDIS_URL, prefix)
