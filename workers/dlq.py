@@ -42,7 +42,7 @@ import io
 import json
 import shutil
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -55,7 +55,7 @@ from workers.settings import Settings
 from workers.settlement import consumed, give_back
 from workers.topology import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, POLL_QUEUE
 
-__all__ = ["DeadLetter", "add_parser", "letters", "replay", "run"]
+__all__ = ["DeadLetter", "Selection", "add_parser", "letters", "replay", "run"]
 
 _PROGRESS_EVERY = 10
 # `show` prints bodies up to this many bytes whole; longer ones are cut unless --full.
@@ -201,6 +201,30 @@ def _positive(value: str) -> int:
     return number
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The letters `show` or `replay` acts on: by command or message id, by position (1 =
+    oldest), of one error kind (narrowing ids and positions), or all. `force` replays letters
+    refused as `invalid` too."""
+
+    ids: tuple[str, ...] = ()
+    positions: tuple[int, ...] = ()
+    kind: str | None = None
+    all: bool = False
+    force: bool = False
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    """The selection on the command line; only `replay` has --kind, --all and --force, and
+    `list` and `purge` select nothing."""
+    action: str = args.dlq_command
+    if action == "show":
+        return Selection(tuple(args.ids), tuple(args.positions))
+    if action == "replay":
+        return Selection(tuple(args.ids), tuple(args.positions), args.kind, args.all, args.force)
+    return Selection()
+
+
 async def run(
     args: argparse.Namespace,
     settings: Settings,
@@ -214,47 +238,79 @@ async def run(
     out = out or sys.stdout
     err = err or sys.stderr
     action: str = args.dlq_command
-    problem = _usage_problem(action, args)
+    # Checked before connecting too, so bad usage needs no broker.
+    problem = _usage_problem(action, _selection(args))
     if problem:
         print(f"flowgate dlq {action}: {problem}", file=err)
         return 2
     broker = make_broker(settings)
-    args.replay_user = url_user(settings.amqp_url.get_secret_value())
+    user = url_user(settings.amqp_url.get_secret_value())
     await broker.connect()
     try:
-        return await run_on(broker, args, out=out, err=err)
+        return await run_on(broker, args, out=out, err=err, user=user)
     finally:
         await broker.close()
 
 
-async def run_on(broker: Broker, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
-    """`run`, on a connected broker."""
+async def run_on(
+    broker: Broker,
+    args: argparse.Namespace,
+    *,
+    out: TextIO,
+    err: TextIO,
+    user: str | None = None,
+) -> int:
+    """`run`, on a connected broker; replays are sent as `user` when one is given."""
     action: str = args.dlq_command
-    problem = _usage_problem(action, args)
-    if problem:
-        print(f"flowgate dlq {action}: {problem}", file=err)
-        return 2
+    if action == "purge":
+        length = await _length(broker, action, err)
+        return 1 if length is None else await _purge(broker, length, args.yes, out, err)
+    selection = _selection(args)
+
+    async def act(letters: list[_Letter]) -> int:
+        if action == "list":
+            return await _list(broker, letters, args.limit, out)
+        if action == "show":
+            return await _show(broker, letters, selection, args.full, out, err)
+        if action == "replay":
+            return await _replay(broker, letters, selection, user, out, err)
+        raise AssertionError(action)
+
+    return await _on_letters(broker, action, selection, act, err)
+
+
+async def _length(broker: Broker, action: str, err: TextIO) -> int | None:
+    """How many letters the DLQ holds; None, said on `err`, when there is no DLQ."""
     try:
-        length = await broker.queue_length(DEAD_LETTER_QUEUE)
+        return await broker.queue_length(DEAD_LETTER_QUEUE)
     except TopologyError:
         print(
             f"flowgate dlq {action}: queue {DEAD_LETTER_QUEUE} does not exist on this "
             "RabbitMQ vhost; run `flowgate declare` (or check --amqp-url)",
             file=err,
         )
+        return None
+
+
+async def _on_letters(
+    broker: Broker,
+    action: str,
+    selection: Selection,
+    act: Callable[[list[_Letter]], Awaitable[int]],
+    err: TextIO,
+) -> int:
+    """Check the usage, take every letter and `act` on them; what is left held afterwards
+    (a pass that stopped) is given back. The exit status."""
+    problem = _usage_problem(action, selection)
+    if problem:
+        print(f"flowgate dlq {action}: {problem}", file=err)
+        return 2
+    length = await _length(broker, action, err)
+    if length is None:
         return 1
-    if action == "purge":
-        return await _purge(broker, length, args.yes, out, err)
     taken = await _take(broker, length)
     try:
-        letters = _read(taken)
-        if action == "list":
-            return await _list(broker, letters, args.limit, out)
-        if action == "show":
-            return await _show(broker, letters, args, out, err)
-        if action == "replay":
-            return await _replay(broker, letters, args, out, err)
-        raise AssertionError(action)
+        return await act(_read(taken))
     except PublishNotConfirmed as exc:
         print(
             f"flowgate dlq {action}: stopped: a letter could not be copied back ({exc}); "
@@ -283,30 +339,27 @@ async def letters(broker: Broker) -> list[tuple[int, DeadLetter]]:
 async def replay(broker: Broker, ids: Sequence[str], *, user: str | None) -> tuple[bool, str]:
     """`flowgate dlq replay ID...` on a connected broker, sent as `user`: whether every letter
     was replayed, and what the command would have printed (the operator page shows it)."""
-    args = argparse.Namespace(
-        dlq_command="replay",
-        ids=list(ids),
-        positions=[],
-        kind=None,
-        all=False,
-        force=False,
-        replay_user=user,
-    )
+    selection = Selection(ids=tuple(ids))
     out, err = io.StringIO(), io.StringIO()
-    status = await run_on(broker, args, out=out, err=err)
+
+    async def act(letters: list[_Letter]) -> int:
+        return await _replay(broker, letters, selection, user, out, err)
+
+    status = await _on_letters(broker, "replay", selection, act, err)
     return status == 0, (err.getvalue() + out.getvalue()).strip()
 
 
-def _usage_problem(action: str, args: argparse.Namespace) -> str | None:
-    if action == "show" and not (args.ids or args.positions):
+def _usage_problem(action: str, selection: Selection) -> str | None:
+    picked = selection.ids or selection.positions
+    if action == "show" and not picked:
         return "say which letter: a command id or AMQP message id, or --pos N"
     if action != "replay":
         return None
-    if args.kind is not None and args.kind not in KINDS:
-        return f"unknown kind {args.kind!r}; kinds: {', '.join(KINDS)}"
-    if args.all and (args.ids or args.positions):
+    if selection.kind is not None and selection.kind not in KINDS:
+        return f"unknown kind {selection.kind!r}; kinds: {', '.join(KINDS)}"
+    if selection.all and picked:
         return "give ids or --pos, or --all, not both"
-    if not (args.all or args.ids or args.positions or args.kind):
+    if not (selection.all or picked or selection.kind):
         return "say what to replay: ids, --pos N, --kind KIND, or --all (see `flowgate dlq list`)"
     return None
 
@@ -479,26 +532,26 @@ async def _list(broker: Broker, letters: list[_Letter], limit: int, out: TextIO)
 # ---------------------------------------------------------------------------------- show
 
 
-def _matches(taken: _Letter, args: argparse.Namespace) -> bool:
+def _matches(taken: _Letter, selection: Selection) -> bool:
     letter = taken.letter
-    if taken.position in args.positions:
+    if taken.position in selection.positions:
         return True
-    return any(i in (letter.command_id, letter.message_id) for i in args.ids)
+    return any(i in (letter.command_id, letter.message_id) for i in selection.ids)
 
 
-def _unmatched(letters: list[_Letter], args: argparse.Namespace, action: str) -> list[str]:
+def _unmatched(letters: list[_Letter], selection: Selection, action: str) -> list[str]:
     """One line for each id or position that selected nothing."""
     kept = [t for t in letters if t.position is not None]
     found = {i for t in kept for i in (t.letter.command_id, t.letter.message_id) if i}
     problems = [
         f"flowgate dlq {action}: no dead letter with command id or message id {i!r}"
-        for i in dict.fromkeys(args.ids)
+        for i in dict.fromkeys(selection.ids)
         if i not in found
     ]
     problems.extend(
         f"flowgate dlq {action}: no dead letter at position {p}; there "
         f"{'is' if len(kept) == 1 else 'are'} {len(kept)}"
-        for p in dict.fromkeys(args.positions)
+        for p in dict.fromkeys(selection.positions)
         if p > len(kept)
     )
     return problems
@@ -524,10 +577,15 @@ def _body_text(body: bytes, full: bool) -> tuple[str, str | None]:
 
 
 async def _show(
-    broker: Broker, letters: list[_Letter], args: argparse.Namespace, out: TextIO, err: TextIO
+    broker: Broker,
+    letters: list[_Letter],
+    selection: Selection,
+    full: bool,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
     done = await _pass(broker, letters)
-    found = [t for t in letters if t.position is not None and _matches(t, args)]
+    found = [t for t in letters if t.position is not None and _matches(t, selection)]
     for n, taken in enumerate(found, 1):
         letter = taken.letter
         if len(found) > 1:
@@ -541,13 +599,13 @@ async def _show(
         for key, value in sorted(letter.headers.items()):
             print(f"  {key}: {json.dumps(value, default=str, ensure_ascii=False)}", file=out)
         print("body:", file=out)
-        text, note = _body_text(letter.body, args.full)
+        text, note = _body_text(letter.body, full)
         print(text, file=out)
         if note:
             print(note, file=out)
     if line := _duplicates_line(done.duplicates):
         print(line, file=err)
-    problems = _unmatched(letters, args, "show")
+    problems = _unmatched(letters, selection, "show")
     for problem in problems:
         print(f"{problem}; `flowgate dlq list` shows them", file=err)
     return 1 if problems or not found else 0
@@ -556,20 +614,26 @@ async def _show(
 # -------------------------------------------------------------------------------- replay
 
 
-def _selected(taken: _Letter, args: argparse.Namespace) -> bool:
+def _selected(taken: _Letter, selection: Selection) -> bool:
     if taken.position is None:
         return False
-    if args.kind and taken.letter.error_kind != args.kind:
+    if selection.kind and taken.letter.error_kind != selection.kind:
         return False
-    if args.all or not (args.ids or args.positions):
+    if selection.all or not (selection.ids or selection.positions):
         return True  # --all, or --kind alone
-    return _matches(taken, args)
+    return _matches(taken, selection)
 
 
 async def _replay(
-    broker: Broker, letters: list[_Letter], args: argparse.Namespace, out: TextIO, err: TextIO
+    broker: Broker,
+    letters: list[_Letter],
+    selection: Selection,
+    user: str | None,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
-    chosen = [(i, t) for i, t in enumerate(letters) if _selected(t, args)]
+    """Replay the selected letters, each re-published as `user` when one is given."""
+    chosen = [(i, t) for i, t in enumerate(letters) if _selected(t, selection)]
     replays: dict[int, Replay] = {}
     skipped = 0
     for index, taken in chosen:
@@ -580,7 +644,7 @@ async def _replay(
             print(f"skipped {taken.label}: {exc}; left in the DLQ", file=err)
             skipped += 1
             continue
-        if letter.error_kind == "invalid" and not args.force:
+        if letter.error_kind == "invalid" and not selection.force:
             print(
                 f"skipped {taken.label}: it was refused as invalid, and as it is it would be "
                 "refused again; left in the DLQ (--force replays it anyway)",
@@ -588,7 +652,6 @@ async def _replay(
             )
             skipped += 1
             continue
-        user = getattr(args, "replay_user", None)
         if user is not None:
             # Sent by the operator, as RabbitMQ requires of user_id: list the operator in a
             # connection's allowed_publishers to replay its commands.
@@ -620,7 +683,7 @@ async def _replay(
             f"the {left - 1} after it stay in the DLQ",
             file=err,
         )
-    problems = _unmatched(letters, args, "replay")
+    problems = _unmatched(letters, selection, "replay")
     for problem in problems:
         print(problem, file=err)
     if line := _duplicates_line(done.duplicates):
