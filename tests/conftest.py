@@ -31,6 +31,7 @@ from workers.simulators import RunningSimulators, SimulatorConfig, Simulators, s
 from workers.topology import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
 
 RABBIT_HOST = os.environ.get("FLOWGATE_TEST_RABBIT_HOST", "127.0.0.1")
+REDIS_URL = os.environ.get("FLOWGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _rabbitmqctl(*args: str) -> None:

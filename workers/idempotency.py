@@ -35,6 +35,7 @@ from time import time as _epoch  # the runs' view's clock; expiry runs on time.m
 from typing import Any, Literal, Protocol
 
 from workers._redis import async_pool, close_sentinels
+from workers._script_calls import ScriptCalls
 
 __all__ = [
     "HISTORY",
@@ -611,6 +612,9 @@ class RedisStore:
         self._record_trigger_script = self._redis.register_script(_RECORD_TRIGGER)
         self._record_status_script = self._redis.register_script(_RECORD_STATUS)
         self._record_outcome_script = self._redis.register_script(_RECORD_OUTCOME)
+        self._calls = ScriptCalls(
+            self._redis, replicas=replicas, replica_wait_ms=self._replica_wait_ms
+        )
         self._index = f"{prefix}runs"
         self._recent = f"{prefix}recent"
 
@@ -647,17 +651,16 @@ class RedisStore:
             "1" if force else "0",
         ]
         if not self._replicas:
-            state, ref, outcome, ttl = await self._claim_script(keys=keys, args=args)
+            state, ref, outcome, ttl = await self._calls.run(self._claim_script, keys, args)
         else:
-            # WAIT on the claim's own connection, in the same round trip: the claim is on
-            # `replicas` replicas before the vendor is called, so a failover cannot lose it
-            # and let a redelivery trigger the vendor a second time.
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._claim_script(keys=keys, args=args, client=pipe)
-                pipe.wait(self._replicas, self._replica_wait_ms)
-                (state, ref, outcome, ttl), acked = await pipe.execute()
-            if state == "new" and int(acked) < self._replicas:
-                await self._release_script(keys=keys, args=[owner])
+            # A WAIT after the claim, in the same round trip: the claim is on `replicas`
+            # replicas before the vendor is called, so a failover cannot lose it and let a
+            # redelivery trigger the vendor a second time.
+            (state, ref, outcome, ttl), acked = await self._calls.run_replicated(
+                self._claim_script, keys, args
+            )
+            if state == "new" and acked < self._replicas:
+                await self._calls.run(self._release_script, keys, [owner])
                 raise StoreUnavailable(
                     f"a claim reached {acked} of {self._replicas} Redis replicas within "
                     f"{self._replica_wait_ms} ms; the vendor was not called"
@@ -671,7 +674,7 @@ class RedisStore:
 
     async def release(self, command_id: str, *, owner: str) -> None:
         async with self._guard():
-            await self._release_script(keys=list(self._keys(command_id)), args=[owner])
+            await self._calls.run(self._release_script, self._keys(command_id), [owner])
 
     def _history(self, command_id: str) -> str:
         return f"{self._prefix}hist:{command_id}"
@@ -688,9 +691,10 @@ class RedisStore:
         state = state or RunState(None, _epoch())
         accepted = RunEvent("accepted", state.status, state.since)
         async with self._guard():
-            await self._record_trigger_script(
-                keys=[*self._keys(command_id), self._index, self._history(command_id)],
-                args=[
+            await self._calls.run(
+                self._record_trigger_script,
+                [*self._keys(command_id), self._index, self._history(command_id)],
+                [
                     json.dumps(vendor_ref, sort_keys=True),
                     self._retention_ms,
                     about,
@@ -705,9 +709,10 @@ class RedisStore:
     async def record_status(self, command_id: str, state: RunState, *, event: RunEvent) -> None:
         key, _ = self._keys(command_id)
         async with self._guard():
-            await self._record_status_script(
-                keys=[key, self._index, self._history(command_id)],
-                args=[
+            await self._calls.run(
+                self._record_status_script,
+                [key, self._index, self._history(command_id)],
+                [
                     json.dumps(state.to_json()),
                     self._retention_ms,
                     command_id,
@@ -777,9 +782,10 @@ class RedisStore:
         # Both entries are built here and kept by the script only if this outcome is the
         # first: the recently ended list costs no round trip of its own.
         async with self._guard():
-            stored = await self._record_outcome_script(
-                keys=[key, self._index, self._history(command_id), self._recent],
-                args=[
+            stored = await self._calls.run(
+                self._record_outcome_script,
+                [key, self._index, self._history(command_id), self._recent],
+                [
                     json.dumps(outcome, sort_keys=True),
                     self._retention_ms,
                     command_id,
