@@ -130,4 +130,5 @@ async def test_one_wait_covers_every_replicated_call_of_the_batch(client: Counti
     waited = time.monotonic() - started
     assert replies == [(str(i), 0) for i in range(10)]
     assert Counting.pipelines == 1
-    assert waited < 10 * 0.2, f"{waited:.2f} s: a wait per call"
+    # Redis's WAIT blocks its whole timeout when the replicas are short: it did, once.
+    assert 0.2 <= waited < 10 * 0.2, f"{waited:.2f} s: no wait, or a wait per call"
