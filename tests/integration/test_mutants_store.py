@@ -12,6 +12,7 @@ found by the mutation run (scripts/mutation, TESTING.md).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,7 +20,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.redis_keys import delete_keys_under
-from workers.idempotency import IdempotencyStore, MemoryStore, Record, RedisStore
+from workers.idempotency import (
+    IdempotencyStore,
+    MemoryStore,
+    Record,
+    RedisStore,
+    RunEvent,
+    RunState,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +125,23 @@ async def test_a_trigger_that_names_no_run_keeps_the_one_recorded(store: Idempot
     # What lookup hands out is a copy: changing it changes nothing stored.
     found.run["connection"] = "changed"
     assert await store.lookup("c") == Record({"run": "R3"}, other, None)
+
+
+async def test_a_run_recorded_before_the_index_joins_it_as_of_its_next_change(
+    client: aioredis.Redis,
+) -> None:
+    """An older flowgate recorded the reference only: no trigger time, not in the index."""
+    prefix = f"flowgate-test:{uuid.uuid4().hex}:"
+    store = RedisStore(REDIS_URL, prefix=prefix)
+    try:
+        await client.hset(f"{prefix}cmd:c", mapping={"vendor_ref": '{"run": "R1"}'})
+        assert await store.runs() == []
+        before = time.time()
+        state = RunState("ONGOING", before)
+        await store.record_status("c", state, event=RunEvent("progress", "ONGOING", before))
+        [view] = await store.runs()
+        assert before <= view.triggered_at <= time.time()
+        assert view.state == state
+    finally:
+        await store.aclose()
+        await delete_keys_under(client, prefix)

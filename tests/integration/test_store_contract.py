@@ -431,7 +431,8 @@ async def test_a_recorded_trigger_enters_the_runs_in_flight(store: IdempotencySt
     assert view.state == first_state("NEW")
     assert view.history == (), "a listing leaves the history out"
     shown = await store.run(cid)
-    assert shown is not None and shown.history == (RunEvent("accepted", "NEW", T0),)
+    assert shown is not None and shown.command_id == cid
+    assert shown.history == (RunEvent("accepted", "NEW", T0),)
     # The view rides along: the idempotency record is what it was.
     assert await store.claim(cid, owner="b", lease=LONG) == Claim("triggered", vendor_ref=ref)
 
