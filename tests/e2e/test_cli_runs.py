@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.redis_keys import delete_keys_under
+from tests.conftest import REDIS_URL
 from workers.idempotency import RedisStore, RunEvent, RunState
 
 pytestmark = pytest.mark.e2e
 
-REDIS_URL = os.environ.get("FLOWGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SCHEDULE = (1.0, 1.2, 600.0)
 
 

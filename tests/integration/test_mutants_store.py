@@ -11,7 +11,6 @@ found by the mutation run (scripts/mutation, TESTING.md).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.redis_keys import delete_keys_under
+from tests.conftest import REDIS_URL
 from workers.idempotency import (
     IdempotencyStore,
     MemoryStore,
@@ -30,8 +30,6 @@ from workers.idempotency import (
 )
 
 pytestmark = pytest.mark.integration
-
-REDIS_URL = os.environ.get("FLOWGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture

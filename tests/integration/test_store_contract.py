@@ -22,7 +22,6 @@ polls the store until it has (`poll_until`), with a deadline.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 import uuid
@@ -34,6 +33,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.redis_keys import delete_keys_under
+from tests.conftest import REDIS_URL
 from tests.waiting import poll_until
 from workers.idempotency import (
     HISTORY,
@@ -50,7 +50,6 @@ from workers.idempotency import (
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("FLOWGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LONG = 30.0  # a lease no test outlives
 SHORT = 0.2  # a lease a test waits out
 
