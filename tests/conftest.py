@@ -8,6 +8,7 @@ starts it first); no test is skipped for want of a broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -49,6 +50,22 @@ def amqp_url() -> Iterator[str]:
         pytest.fail(f"RabbitMQ is not usable (run scripts/services): {exc}", pytrace=False)
     yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@asynccontextmanager
+async def private_vhost(name: str) -> AsyncIterator[str]:
+    """The URL of a vhost of this test's own, deleted afterwards: for a test that closes
+    every connection on it, or must see no other test's messages."""
+    vhost = f"flowgate-test-{name}-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(_rabbitmqctl, "add_vhost", vhost)
+    try:
+        await asyncio.to_thread(
+            _rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"
+        )
+        yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost)
 
 
 def fast_settings(

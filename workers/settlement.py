@@ -192,7 +192,9 @@ class Settler:
 
     async def _carry_out(self, work: Work, settlement: Settlement) -> None:
         delivery = work.delivery
-        if isinstance(settlement, Drop):
+        if isinstance(settlement, Drop) or delivery.lost:
+            # Lost: its channel closed while it was handled, and RabbitMQ gives the message
+            # again; a copy for later, or an ack, would only fail or double it.
             return
         if isinstance(settlement, Later):
             await self._later(work, settlement)
@@ -213,7 +215,8 @@ class Settler:
             await self._fail(work, settlement)
         else:
             assert isinstance(settlement, Done), settlement
-        await delivery.ack()
+        if not delivery.lost:
+            await delivery.ack()
 
     async def _later(self, work: Work, later: Later) -> None:
         if later.reason:

@@ -11,24 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from contracts import encode_command
-from tests.conftest import (
-    RABBIT_HOST,
-    Events,
-    _rabbitmqctl,
-    collect_events,
-    fast_settings,
-)
+from tests.conftest import Events, collect_events, fast_settings, private_vhost
 from tests.quiet import QuietBroker
 from workers.app import Flowgate
 from workers.broker.amqp import AmqpBroker
@@ -80,20 +72,6 @@ class Given:
             await (await self.take(queue)).requeue()
 
 
-@asynccontextmanager
-async def _amqp_vhost() -> AsyncIterator[str]:
-    vhost = f"flowgate-test-given-up-{uuid.uuid4().hex[:8]}"
-    await asyncio.to_thread(_rabbitmqctl, "add_vhost", vhost)
-    try:
-        await asyncio.to_thread(
-            _rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"
-        )
-        yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost)
-
-
 @pytest.fixture(params=["memory", "amqp"])
 async def given(request: pytest.FixtureRequest, sims: RunningSimulators) -> AsyncIterator[Given]:
     async with contextlib.AsyncExitStack() as stack:
@@ -102,7 +80,7 @@ async def given(request: pytest.FixtureRequest, sims: RunningSimulators) -> Asyn
             settings = fast_settings("amqp://unused/", sims.base_url, delivery_limit=1)
             broker = QuietBroker()
         else:
-            url = await stack.enter_async_context(_amqp_vhost())
+            url = await stack.enter_async_context(private_vhost("given-up"))
             settings = fast_settings(url, sims.base_url, store="redis", delivery_limit=1)
             broker = AmqpBroker(url)
         app = Flowgate(settings, broker)

@@ -129,6 +129,7 @@ class AmqpBroker:
         self._connection: Any = None
         self._channel: Any = None  # publisher-confirm channel; also used for declare / get
         self._consumers: list[tuple[Any, Any, str]] = []  # (channel, queue, consumer tag)
+        self._handling: set[asyncio.Future[None]] = set()  # referenced until done
         self._reopened = asyncio.Event()
 
     async def connect(self) -> None:
@@ -239,6 +240,17 @@ class AmqpBroker:
             raise TopologyError(str(exc)) from exc
 
         async def on_message(message: Any) -> None:
+            # aiormq cancels a consumer's tasks when their channel closes (a lost connection,
+            # a node killed): cancelled between a vendor's answer and its record, a command
+            # could only be answered unknown_outcome when it comes again. So the handling goes
+            # on, shielded, to its end: its writes land, its settlement finds the delivery lost
+            # (RabbitMQ gives the message again), and the redelivery resumes from the record.
+            task = asyncio.ensure_future(handle(message))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
+            await asyncio.shield(task)
+
+        async def handle(message: Any) -> None:
             delivery = _AmqpDelivery(message)
             try:
                 await handler(delivery)
