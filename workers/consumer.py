@@ -41,7 +41,7 @@ from workers.idempotency import RunState, StoreUnavailable
 from workers.metrics import current as current_metrics
 from workers.outcome import Done, Fail, Later, Settlement
 from workers.poller.request import PollRequest, send_poll
-from workers.publisher import ATTEMPT_HEADER, Context
+from workers.publisher import ATTEMPT_HEADER, Context, sender_of
 from workers.registry import Registry
 from workers.runtime import Outcomes, redelay_if_early, terminal_event
 from workers.settlement import Answer, Work
@@ -129,7 +129,7 @@ class CommandWorker:
             return await self._connection_gone(work, envelope, unknown)
         work.learnt(connection=name)
         work.policy = connection.retry
-        _check_publisher(connection, name, delivery.user_id)
+        _check_publisher(connection, name, sender_of(delivery))
         # One owner per delivery, not per process: two copies of a command in one process
         # must not both think they hold the claim.
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"

@@ -30,7 +30,15 @@ from workers.topology import (
     event_routing_key,
 )
 
-__all__ = ["ATTEMPT_HEADER", "DUE_HEADER", "ROUTING_KEY_HEADER", "Context", "Publisher"]
+__all__ = [
+    "ATTEMPT_HEADER",
+    "DUE_HEADER",
+    "ROUTING_KEY_HEADER",
+    "SENDER_HEADER",
+    "Context",
+    "Publisher",
+    "sender_of",
+]
 
 ATTEMPT_HEADER = "x-flowgate-attempt"
 DUE_HEADER = "x-flowgate-due"
@@ -43,6 +51,11 @@ ATTEMPTS_HEADER = "x-flowgate-attempts"
 DEAD_AT_HEADER = "x-flowgate-dead-at"
 SOURCE_QUEUE_HEADER = "x-flowgate-queue"
 LETTER_ID_HEADER = "x-flowgate-letter-id"
+# Who sent a command, on its copies round the delay ladder. RabbitMQ checks a message's
+# `user_id` against the connection that publishes it, flowgate's own for a copy, so the
+# sender's name (as RabbitMQ validated it on the original) travels here instead: written over
+# on every copy, and read only from the ladder, where nobody but flowgate publishes.
+SENDER_HEADER = "x-flowgate-sender"
 
 log = logging.getLogger("flowgate.publisher")
 
@@ -139,16 +152,28 @@ class Publisher:
         content_type: str | None,
         headers: Mapping[str, Any],
         message_id: str | None = None,
+        reply_to: str | None = None,
+        sender: str | None = None,
     ) -> None:
-        """Deliver `body` to `target_queue` after `delay` seconds, through the delay ladder."""
+        """Deliver `body` to `target_queue` after `delay` seconds, through the delay ladder,
+        with the `reply_to` of the original (its events still go to the client that waits for
+        them) and its `sender` (`sender_of`)."""
         due_ms = int((time.time() + max(delay, 0.0)) * 1000)
         tier = delay_tier(delay * 1000)
         out_headers: dict[str, HeaderValue] = {
-            k: v for k, v in headers.items() if isinstance(v, str | int | float | bool)
+            k: v
+            for k, v in headers.items()
+            if isinstance(v, str | int | float | bool) and k != SENDER_HEADER
         }
         out_headers[DUE_HEADER] = due_ms
+        if sender is not None:
+            out_headers[SENDER_HEADER] = sender
         message = OutgoingMessage(
-            body=body, content_type=content_type, headers=out_headers, message_id=message_id
+            body=body,
+            content_type=content_type,
+            headers=out_headers,
+            message_id=message_id,
+            reply_to=reply_to,
         )
         await self._broker.publish(DELAY_EXCHANGE, delay_routing_key(tier, target_queue), message)
 
@@ -237,3 +262,14 @@ def _logged(kind: EventKind, data: EventData) -> None:
             error_kind=error_kind,
         ),
     )
+
+
+def sender_of(delivery: Delivery) -> str | None:
+    """The AMQP user who sent this command, as RabbitMQ validated it: its `user_id`, or on a
+    copy back from the delay ladder, the name flowgate carried there (`SENDER_HEADER`)."""
+    if delivery.user_id is not None:
+        return delivery.user_id
+    if delivery.exchange != RETRY_EXCHANGE:
+        return None  # a publisher's own header proves nothing
+    value = delivery.headers.get(SENDER_HEADER)
+    return value if isinstance(value, str) and value else None

@@ -34,7 +34,7 @@ from workers.errors import FlowgateError
 from workers.idempotency import StoreUnavailable
 from workers.metrics import current as current_metrics
 from workers.outcome import Done, Drop, Fail, Later, Park, Settlement, decide
-from workers.publisher import ATTEMPT_HEADER, ROUTING_KEY_HEADER, Context
+from workers.publisher import ATTEMPT_HEADER, ROUTING_KEY_HEADER, Context, sender_of
 from workers.runtime import Outcomes
 from workers.topology import GIVEN_UP_QUEUE, POLL_QUEUE, RETRY_EXCHANGE
 from workers.vendors._connection import RetryPolicy
@@ -241,6 +241,8 @@ class Settler:
             content_type=delivery.content_type,
             headers=headers,
             message_id=delivery.message_id,
+            reply_to=delivery.reply_to,
+            sender=sender_of(delivery),
         )
 
     async def _fail(self, work: Work, fail: Fail) -> None:
