@@ -45,6 +45,7 @@ from workers.publisher import (
     ATTEMPT_HEADER,
     DUE_HEADER,
     ROUTING_KEY_HEADER,
+    SENDER_HEADER,
     Context,
     Publisher,
 )
@@ -174,6 +175,21 @@ async def test_later_sends_the_same_message_round_the_ladder_then_acks() -> None
     assert headers["x-custom"] == "kept" and headers["traceparent"] == TRACE
     assert 2.0 < delay_of(headers) <= 3.0
     assert delivery.settlements == ["ack"]
+
+
+async def test_a_copy_round_the_ladder_keeps_who_waits_for_it_and_who_sent_it() -> None:
+    k = kit()
+    await k.run(Later(3.0), command(reply_to="client.q", user_id="billing"))
+    (copy,) = [m for _, m in k.broker.to(DELAY_EXCHANGE)]
+    assert copy.reply_to == "client.q"
+    assert copy.headers[SENDER_HEADER] == "billing"
+
+
+async def test_a_delivery_lost_while_handled_is_left_to_its_redelivery() -> None:
+    k = kit()
+    delivery = command(lost=True)
+    await k.run(Later(3.0), delivery)
+    assert k.delayed() == [] and delivery.settlements == []
 
 
 async def test_later_with_a_new_body_and_headers_sends_those() -> None:
